@@ -6,8 +6,3 @@ export function requireRoot(): void {
     throw new Error("this test mounts tmpfs and needs root (CAP_SYS_ADMIN); run `deno task test` as root");
   }
 }
-
-/** A fresh temporary directory, removed (after unmounting anything below it) by the returned cleanup. */
-export async function tempDir(prefix = "sscsi-test-"): Promise<string> {
-  return await Deno.makeTempDir({ prefix });
-}
