@@ -20,8 +20,16 @@ const LOADER_OPTIONS: Options = {
 };
 
 function load(source: string): grpc.GrpcObject {
-  const root = protobuf.parse(source, { keepCase: true }).root;
-  return grpc.loadPackageDefinition(fromJSON(root.toJSON(), LOADER_OPTIONS));
+  const parsed = protobuf.parse(source, { keepCase: true });
+  // protobuf.parse only records imports; well-known types (wrappers.proto, ...) come from protobufjs' copies.
+  for (const file of parsed.imports ?? []) {
+    const wellKnown = protobuf.common.get(file);
+    if (!wellKnown?.nested) {
+      throw new Error(`proto import "${file}" is not a well-known type bundled with protobufjs`);
+    }
+    parsed.root.addJSON(wellKnown.nested);
+  }
+  return grpc.loadPackageDefinition(fromJSON(parsed.root.toJSON(), LOADER_OPTIONS));
 }
 
 type ServiceCtor = grpc.ServiceClientConstructor;

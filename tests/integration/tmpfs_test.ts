@@ -1,0 +1,259 @@
+import assert from "node:assert/strict";
+import { DriverError, GrpcStatus } from "../../lib/errors.ts";
+import { createLogger } from "../../lib/log.ts";
+import { SyscallError } from "../../lib/mount/errno.ts";
+import { MNT_DETACH, sysMount, sysUmount2, UMOUNT_NOFOLLOW } from "../../lib/mount/libc.ts";
+import { isMountPoint, type MountEntry, mountsUnder, readMountinfo } from "../../lib/mount/mountinfo.ts";
+import { noswapSupported, swapIsOn, TmpfsMounter } from "../../lib/mount/tmpfs.ts";
+import { requireRoot } from "../support/root.ts";
+
+const MiB = 1024 * 1024;
+
+/** Runs `fn` in a fresh temp dir; afterwards detaches whatever is still mounted below it and removes it. */
+async function inTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  requireRoot();
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "tmpfs-test-" }));
+  try {
+    await fn(dir);
+  } finally {
+    for (const entry of (await mountsUnder(dir)).reverse()) sysUmount2(entry.mountPoint, MNT_DETACH);
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function makeDir(path: string): Promise<string> {
+  await Deno.mkdir(path);
+  return path;
+}
+
+async function entryAt(mountPoint: string): Promise<MountEntry | undefined> {
+  return (await readMountinfo()).find((entry) => entry.mountPoint === mountPoint);
+}
+
+function assertDriverError(err: unknown, code: GrpcStatus, sentence: RegExp): true {
+  assert.ok(err instanceof DriverError, `expected a DriverError, got ${err}`);
+  assert.equal(err.code, code);
+  assert.match(err.message, sentence);
+  return true;
+}
+
+Deno.test("mount gives a capped nosuid,nodev tmpfs; unmount is idempotent", async () => {
+  await inTempDir(async (dir) => {
+    const target = await makeDir(`${dir}/vol`);
+    const mounter = new TmpfsMounter({ sizeBytes: MiB, noswap: "off" });
+    await mounter.mount(target);
+
+    const entry = await entryAt(target);
+    assert.ok(entry, "the tmpfs is in /proc/self/mountinfo");
+    assert.equal(entry.fsType, "tmpfs");
+    assert.ok(entry.mountOptions.includes("nosuid") && entry.mountOptions.includes("nodev"));
+    assert.ok(entry.superOptions.includes("size=1024k"), entry.superOptions.join(","));
+    assert.ok(entry.superOptions.includes("mode=755"), entry.superOptions.join(","));
+    assert.equal(await mounter.isMountPoint(target), true);
+
+    await Deno.writeFile(`${target}/small`, new Uint8Array(MiB / 2));
+    await assert.rejects(
+      Deno.writeFile(`${target}/big`, new Uint8Array(MiB)),
+      (err: Error & { code?: string }) => err.code === "ENOSPC",
+    );
+
+    await mounter.unmount(target);
+    assert.equal(await mounter.isMountPoint(target), false);
+    assert.equal(await entryAt(target), undefined);
+    await mounter.unmount(target);
+    await mounter.unmount(`${dir}/missing`);
+    await mounter.unmount(`${dir}/missing/deeper`);
+  });
+});
+
+Deno.test("noswap: 'on' and 'auto' show noswap in the super options on this kernel, 'off' omits it", async () => {
+  await inTempDir(async (dir) => {
+    for (const [mode, expected] of [["on", true], ["auto", true], ["off", false]] as const) {
+      const target = await makeDir(`${dir}/${mode}`);
+      const mounter = new TmpfsMounter({ sizeBytes: MiB, noswap: mode });
+      await mounter.mount(target);
+      try {
+        const entry = await entryAt(target);
+        assert.equal(entry?.superOptions.includes("noswap"), expected, `${mode}: ${entry?.superOptions}`);
+      } finally {
+        await mounter.unmount(target);
+      }
+    }
+    assert.equal(await noswapSupported(), true); // Linux >= 6.4
+  });
+});
+
+/** A real mount(2) that answers EINVAL for noswap, like a kernel before 6.4; records every data string. */
+function kernelWithoutNoswap(calls: string[]): typeof sysMount {
+  return (source, target, fstype, flags, data) => {
+    calls.push(data);
+    if (data.split(",").includes("noswap")) throw new SyscallError("mount", target, 22);
+    sysMount(source, target, fstype, flags, data);
+  };
+}
+
+Deno.test("noswap 'auto' retries without noswap on EINVAL, remembers it and warns once", async () => {
+  await inTempDir(async (dir) => {
+    const calls: string[] = [];
+    const lines: string[] = [];
+    const mounter = new TmpfsMounter({
+      sizeBytes: MiB,
+      noswap: "auto",
+      log: createLogger({ json: true, verbosity: 0, sink: (line) => lines.push(line) }),
+      mountSyscall: kernelWithoutNoswap(calls),
+    });
+    for (const name of ["a", "b"]) {
+      const target = await makeDir(`${dir}/${name}`);
+      await mounter.mount(target);
+      assert.equal((await entryAt(target))?.superOptions.includes("noswap"), false);
+      await mounter.unmount(target);
+    }
+    assert.deepEqual(calls, [
+      `size=${MiB},mode=0755,noswap`,
+      `size=${MiB},mode=0755`,
+      `size=${MiB},mode=0755`,
+    ]);
+    assert.equal(lines.length, 1);
+    assert.equal(JSON.parse(lines[0]).level, "warning");
+    assert.match(JSON.parse(lines[0]).msg, /noswap/);
+  });
+});
+
+Deno.test("noswap 'on' fails with a sentence naming the options when the kernel rejects noswap", async () => {
+  await inTempDir(async (dir) => {
+    const target = await makeDir(`${dir}/vol`);
+    const mounter = new TmpfsMounter({ sizeBytes: MiB, noswap: "on", mountSyscall: kernelWithoutNoswap([]) });
+    await assert.rejects(
+      mounter.mount(target),
+      (err) => assertDriverError(err, GrpcStatus.INTERNAL, /rejected the options ".*noswap".*EINVAL/),
+    );
+    assert.equal(await isMountPoint(target), false);
+  });
+});
+
+Deno.test("mount refuses a path that is already a mount point", async () => {
+  await inTempDir(async (dir) => {
+    const target = await makeDir(`${dir}/vol`);
+    const mounter = new TmpfsMounter({ sizeBytes: MiB });
+    await mounter.mount(target);
+    await assert.rejects(
+      mounter.mount(target),
+      (err) => assertDriverError(err, GrpcStatus.FAILED_PRECONDITION, /already a mount point/),
+    );
+    assert.equal((await readMountinfo()).filter((entry) => entry.mountPoint === target).length, 1);
+    await mounter.unmount(target);
+  });
+});
+
+Deno.test("mount on a missing directory says the target does not exist", async () => {
+  await inTempDir(async (dir) => {
+    const target = `${dir}/missing`;
+    const err = await new TmpfsMounter({ sizeBytes: MiB }).mount(target).catch((e) => e);
+    assertDriverError(
+      err,
+      GrpcStatus.INTERNAL,
+      /the target directory does not exist \(mount\(2\) answered ENOENT\)/,
+    );
+    assert.ok(err.message.includes(JSON.stringify(target)));
+    assert.equal(err.cause.code, "ENOENT");
+  });
+});
+
+Deno.test("bad targets are INVALID_ARGUMENT errors, and a bad size is refused up front", async () => {
+  const mounter = new TmpfsMounter({ sizeBytes: MiB });
+  await assert.rejects(
+    mounter.mount(""),
+    (err) => assertDriverError(err, GrpcStatus.INVALID_ARGUMENT, /empty/),
+  );
+  await assert.rejects(
+    mounter.unmount("/tmp/a\0b"),
+    (err) => assertDriverError(err, GrpcStatus.INVALID_ARGUMENT, /NUL byte/),
+  );
+  assert.throws(
+    () => sysMount("tmpfs", "/tmp/x", "tmpfs", 0n, "size=1\0"),
+    (err) => assertDriverError(err, GrpcStatus.INVALID_ARGUMENT, /mount options .* NUL byte/),
+  );
+  for (const sizeBytes of [0, -1, 1.5, NaN]) {
+    assert.throws(() => new TmpfsMounter({ sizeBytes }), RangeError);
+  }
+});
+
+Deno.test("without CAP_SYS_ADMIN over the mount namespace, mount says to run as root (real EPERM)", async () => {
+  await inTempDir(async (dir) => {
+    const target = await makeDir(`${dir}/vol`);
+    const tmpfsModule = new URL("../../lib/mount/tmpfs.ts", import.meta.url).href;
+    const script = `
+      import { TmpfsMounter } from ${JSON.stringify(tmpfsModule)};
+      try {
+        await new TmpfsMounter({ sizeBytes: 4096 }).mount(${JSON.stringify(target)});
+        console.log(JSON.stringify({ mounted: true }));
+      } catch (err) {
+        console.log(JSON.stringify({ code: err.code, message: err.message, errno: err.cause?.code }));
+      }`;
+    // A new user namespace maps us to root inside it, but the host mount namespace stays out of reach.
+    const { code, stdout, stderr } = await new Deno.Command("unshare", {
+      args: ["--user", "--map-root-user", Deno.execPath(), "eval", "--config", configPath(), script],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const decoder = new TextDecoder();
+    assert.equal(code, 0, decoder.decode(stderr));
+    const result = JSON.parse(decoder.decode(stdout));
+    assert.equal(result.errno, "EPERM");
+    assert.equal(result.code, GrpcStatus.INTERNAL);
+    assert.match(result.message, /mounting tmpfs needs CAP_SYS_ADMIN: run as root \(or privileged\)/);
+    assert.equal(await isMountPoint(target), false);
+  });
+});
+
+function configPath(): string {
+  return new URL("../../deno.json", import.meta.url).pathname;
+}
+
+Deno.test("paths with space, tab, newline and backslash are found in the real mountinfo", async () => {
+  await inTempDir(async (dir) => {
+    const target = await makeDir(`${dir}/odd name\twith\nescapes\\here`);
+    const mounter = new TmpfsMounter({ sizeBytes: MiB });
+    await mounter.mount(target);
+    assert.equal(await isMountPoint(target), true);
+    assert.deepEqual((await mountsUnder(dir)).map((entry) => entry.mountPoint), [target]);
+    assert.equal((await entryAt(target))?.fsType, "tmpfs");
+    await mounter.unmount(target);
+    assert.equal(await isMountPoint(target), false);
+  });
+});
+
+Deno.test("a symbolic link to a mount point is never followed: not by umount2, unmount or mount", async () => {
+  await inTempDir(async (dir) => {
+    const target = await makeDir(`${dir}/vol`);
+    const link = `${dir}/link`;
+    await Deno.symlink(target, link);
+    const mounter = new TmpfsMounter({ sizeBytes: MiB });
+    await mounter.mount(target);
+
+    assert.throws(
+      () => sysUmount2(link, UMOUNT_NOFOLLOW),
+      (err) => err instanceof SyscallError && err.code === "EINVAL",
+    );
+    assert.equal(await mounter.isMountPoint(link), false);
+    await mounter.unmount(link); // nothing mounted at the link itself: success, and the target stays
+    assert.equal(await isMountPoint(target), true);
+
+    const plain = await makeDir(`${dir}/plain`);
+    const linkToPlain = `${dir}/link-to-plain`;
+    await Deno.symlink(plain, linkToPlain);
+    await assert.rejects(
+      mounter.mount(linkToPlain),
+      (err) => assertDriverError(err, GrpcStatus.FAILED_PRECONDITION, /symbolic link/),
+    );
+    assert.equal(await isMountPoint(plain), false);
+
+    await mounter.unmount(target);
+    assert.equal(await isMountPoint(target), false);
+  });
+});
+
+Deno.test("swapIsOn agrees with /proc/swaps", async () => {
+  const lines = (await Deno.readTextFile("/proc/swaps")).trim().split("\n");
+  assert.equal(await swapIsOn(), lines.length > 1);
+});

@@ -1,0 +1,109 @@
+/**
+ * An in-process driver for integration tests: the real CSI server on a unix socket, wired to the real
+ * tmpfs mounter, atomic writer and gRPC provider client, with SecretProviderClasses from a directory and a
+ * scripted TestProvider. Everything lives under one temp dir that `close()` unmounts and removes.
+ */
+import { join } from "node:path";
+import { connectCsi, type CsiClient } from "../../lib/csi/client.ts";
+import type { NodePublishVolumeRequest } from "../../lib/csi/node.ts";
+import { startCsiServer } from "../../lib/csi/server.ts";
+import { type Wired, wireVolumes } from "../../lib/commands/wiring.ts";
+import type { ProviderConfig } from "../../lib/config.ts";
+import { silentLogger } from "../../lib/log.ts";
+import { mountsUnder } from "../../lib/mount/mountinfo.ts";
+import { MNT_DETACH, sysUmount2 } from "../../lib/mount/libc.ts";
+import { SpcDirectory } from "../../lib/spc/files.ts";
+import { TestProvider } from "./test-provider.ts";
+
+export interface TestDriver {
+  dir: string;
+  client: CsiClient;
+  provider: TestProvider;
+  wired: Wired;
+  providerDir: string;
+  /** Writes an SPC named `name` in namespace `default` for `provider` with the given parameters. */
+  addSpc(name: string, provider: string, parameters?: Record<string, string>): Promise<void>;
+  /** A target path below the temp dir, shaped like kubelet's. */
+  target(pod: string): string;
+  /** A NodePublishVolume request for `pod` using SPC `spc`. */
+  publishRequest(pod: string, spc?: string): NodePublishVolumeRequest;
+  /** Mounts currently below the temp dir. */
+  mounts(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export interface TestDriverOptions {
+  provider?: Partial<ProviderConfig>;
+}
+
+/** Starts a driver with a TestProvider named `test` and an SPC `spc-test` pointing at it. */
+export async function startTestDriver(options: TestDriverOptions = {}): Promise<TestDriver> {
+  const dir = await Deno.makeTempDir({ prefix: "sscsi-driver-" });
+  const providerDir = join(dir, "providers");
+  const spcDir = join(dir, "spc");
+  await Deno.mkdir(providerDir);
+  await Deno.mkdir(spcDir);
+  const provider = await TestProvider.start(providerDir, "test");
+  const config: ProviderConfig = {
+    dirs: [providerDir],
+    maxRecvBytes: 4 * 1024 * 1024,
+    timeoutMs: 5_000,
+    tmpfsSizeBytes: 1024 * 1024,
+    ...options.provider,
+  };
+  const wired = wireVolumes(config, new SpcDirectory(spcDir), silentLogger);
+  const endpoint = `unix://${join(dir, "csi.sock")}`;
+  const server = await startCsiServer({
+    endpoint,
+    driverName: "secrets-store.csi.k8s.io",
+    version: "test",
+    nodeId: "node-1",
+    volumes: wired.volumes,
+    log: silentLogger,
+  });
+  const client = connectCsi(endpoint);
+
+  const addSpc = async (
+    name: string,
+    providerName: string,
+    parameters: Record<string, string> = { a: "b" },
+  ) => {
+    const spc = {
+      apiVersion: "secrets-store.csi.x-k8s.io/v1",
+      kind: "SecretProviderClass",
+      metadata: { name, namespace: "default" },
+      spec: { provider: providerName, parameters },
+    };
+    await Deno.writeTextFile(join(spcDir, `${name}.json`), JSON.stringify(spc));
+  };
+  await addSpc("spc-test", "test");
+
+  const target = (pod: string) => join(dir, "pods", pod, "volumes/kubernetes.io~csi/secrets/mount");
+  const publishRequest = (pod: string, spc = "spc-test"): NodePublishVolumeRequest => ({
+    volume_id: `csi-${pod}`,
+    target_path: target(pod),
+    volume_capability: { mount: {}, access_mode: { mode: "SINGLE_NODE_READER_ONLY" } },
+    readonly: true,
+    volume_context: {
+      secretProviderClass: spc,
+      "csi.storage.k8s.io/pod.name": pod,
+      "csi.storage.k8s.io/pod.namespace": "default",
+      "csi.storage.k8s.io/pod.uid": `uid-${pod}`,
+      "csi.storage.k8s.io/serviceAccount.name": "default",
+      "csi.storage.k8s.io/ephemeral": "true",
+    },
+    secrets: {},
+  } as NodePublishVolumeRequest);
+
+  const mounts = async () => (await mountsUnder(dir)).map((m) => m.mountPoint);
+
+  const close = async () => {
+    client.close();
+    await server.shutdown(1_000);
+    wired.providers.close();
+    await provider.close();
+    for (const mountPoint of (await mounts()).reverse()) sysUmount2(mountPoint, MNT_DETACH);
+    await Deno.remove(dir, { recursive: true });
+  };
+  return { dir, client, provider, wired, providerDir, addSpc, target, publishRequest, mounts, close };
+}
