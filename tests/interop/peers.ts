@@ -31,18 +31,29 @@ export interface GoProviderOptions {
 }
 
 /** Starts the Go provider on `socket` and waits until it listens. */
-export async function startGoProvider(bin: string, socket: string, options: GoProviderOptions = {}): Promise<Server> {
+export async function startGoProvider(
+  bin: string,
+  socket: string,
+  options: GoProviderOptions = {},
+): Promise<Server> {
   const args = ["-socket", socket];
   if (options.filesDir) args.push("-files-dir", options.filesDir);
-  for (const [path, contents] of Object.entries(options.files ?? {})) args.push("-file", `${path}=${contents}`);
+  for (const [path, contents] of Object.entries(options.files ?? {})) {
+    args.push("-file", `${path}=${contents}`);
+  }
   if (options.echo === false) args.push("-echo=false");
   if (options.errorCode) args.push("-error-code", options.errorCode);
   if (options.grpcCode) args.push("-grpc-code", String(options.grpcCode));
   if (options.delay) args.push("-delay", options.delay);
   if (options.runtimeName) args.push("-runtime-name", options.runtimeName);
   const server = spawnServer(bin, args, socket);
-  // The provider prints {"ready":true} once it listens.
-  await server.firstLine;
+  try {
+    // The provider prints {"ready":true} once it listens.
+    await server.firstLine();
+  } catch (err) {
+    await server.stop();
+    throw err;
+  }
   return server;
 }
 
@@ -155,7 +166,7 @@ function unescapeMountinfo(field: string): string {
 
 interface SpawnedServer extends Server {
   /** The first stdout line; rejects when the process exits before printing one. */
-  firstLine: Promise<string>;
+  firstLine(): Promise<string>;
   exited: Promise<Deno.CommandStatus>;
 }
 
@@ -164,8 +175,7 @@ function spawnServer(cmd: string, args: string[], socket: string): SpawnedServer
   let stderrText = "";
   let stdoutText = "";
   const decoder = () => new TextDecoderStream();
-  let resolveLine: (line: string) => void;
-  const firstLine = new Promise<string>((resolve) => resolveLine = resolve);
+  const { promise: firstLine, resolve: resolveLine } = Promise.withResolvers<string>();
   const drainStdout = (async () => {
     for await (const chunk of child.stdout.pipeThrough(decoder())) {
       stdoutText += chunk;
@@ -178,13 +188,15 @@ function spawnServer(cmd: string, args: string[], socket: string): SpawnedServer
   })();
   const exited = child.status;
   const earlyExit = exited.then((status) => {
-    throw new Error(`${describe(cmd, args)} exited with code ${status.code} before it was ready:\n${stderrText}`);
+    throw new Error(
+      `${describe(cmd, args)} exited with code ${status.code} before it was ready:\n${stderrText}`,
+    );
   });
   earlyExit.catch(() => {}); // only observed through firstLine / waitForSocket
   let stopped = false;
   return {
     socket,
-    firstLine: Promise.race([firstLine, earlyExit]),
+    firstLine: () => Promise.race([firstLine, earlyExit]),
     exited,
     stderr: () => stderrText,
     async stop() {
@@ -217,7 +229,9 @@ async function waitForSocket(server: SpawnedServer, socket: string): Promise<voi
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   await server.stop();
-  throw new Error(`no socket at ${socket}${exited ? " (the process exited)" : " after 60s"}:\n${server.stderr()}`);
+  throw new Error(
+    `no socket at ${socket}${exited ? " (the process exited)" : " after 60s"}:\n${server.stderr()}`,
+  );
 }
 
 function describe(cmd: string, args: string[]): string {

@@ -31,7 +31,9 @@ const GO_PACKAGES: Record<string, string> = {
   "csi.proto": "interop/gen/csi",
   "provider.proto": "interop/gen/v1alpha1",
 };
-const PROGRAMS = ["kubelet", "provider"] as const;
+const PROGRAMS = ["kubelet", "provider"];
+/** Every Go package of tests/interop/go/, each copied to GOPATH as `interop/<dir>`. */
+const GO_SOURCE_DIRS = [...PROGRAMS, "codec"];
 /** Bumped when the build steps below change, so old caches are not reused. */
 const RECIPE = "go-peers/1";
 
@@ -77,11 +79,11 @@ async function build(out: string): Promise<void> {
     ...mappings.map((m) => `--go-grpc_opt=${m}`),
     ...PROTOS,
   ]);
-  for (const program of PROGRAMS) {
-    const dir = `${gopath}/src/interop/${program}`;
+  for (const pkg of GO_SOURCE_DIRS) {
+    const dir = `${gopath}/src/interop/${pkg}`;
     await Deno.mkdir(dir, { recursive: true });
-    for (const file of await goFiles(`${GO_DIR}/${program}`)) {
-      await Deno.copyFile(`${GO_DIR}/${program}/${file}`, `${dir}/${file}`);
+    for (const file of await goFiles(`${GO_DIR}/${pkg}`)) {
+      await Deno.copyFile(`${GO_DIR}/${pkg}/${file}`, `${dir}/${file}`);
     }
   }
   await run(GO, ["build", "-o", `${out}/bin/`, ...PROGRAMS.map((p) => `interop/${p}`)], {
@@ -116,7 +118,7 @@ async function sourceHash(): Promise<string> {
   const inputs = [
     ...PROTOS.map((file) => `${REPO}proto/${file}`),
     ...(await Promise.all(
-      PROGRAMS.map(async (p) => (await goFiles(`${GO_DIR}/${p}`)).map((f) => `${GO_DIR}/${p}/${f}`)),
+      GO_SOURCE_DIRS.map(async (p) => (await goFiles(`${GO_DIR}/${p}`)).map((f) => `${GO_DIR}/${p}/${f}`)),
     )).flat(),
   ];
   const encoder = new TextEncoder();

@@ -393,7 +393,7 @@ export class Store {
     this.#rv++;
     object.metadata.resourceVersion = String(this.#rv);
     if (kind !== "DELETED") {
-      this.#objects.set(keyOf(type, object.metadata.namespace, object.metadata.name!), object);
+      this.#objects.set(keyOf(type, object.metadata.namespace, object.metadata.name!), { type, object });
     }
     const change: Change = {
       rv: this.#rv,

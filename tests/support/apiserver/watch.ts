@@ -71,7 +71,7 @@ export function serveWatch(
         const type = inScope(change) ? eventFor(change, params.match) : undefined;
         if (type !== undefined) send(type, present(change.object, path));
       };
-      const timers: number[] = [];
+      const timers: ReturnType<typeof setTimeout>[] = [];
       let unsubscribe = () => {};
       let unregister = () => {};
       cleanup = () => {

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	_ "interop/codec"
 	csi "interop/gen/csi"
 )
 

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	_ "interop/codec"
 	pb "interop/gen/v1alpha1"
 )
 
