@@ -55,7 +55,9 @@ export function parseFlags(args: string[], specs: FlagSpecs, positionals = 0): {
   positionals: string[];
 } {
   const options = Object.fromEntries(
-    Object.entries(specs).map(([name, spec]) => [name, { type: spec.type, multiple: spec.multiple ?? false }]),
+    Object.entries(specs).map((
+      [name, spec],
+    ) => [name, { type: spec.type, multiple: spec.multiple ?? false }]),
   );
   try {
     const parsed = parseArgs({

@@ -66,7 +66,16 @@ async function demo(): Promise<void> {
   const children: Deno.ChildProcess[] = [];
   try {
     step("starting the embedded local provider and the node plugin");
-    children.push(start(["provider", "local", "--provider-volume", providers, "--root", join(repo, "examples/local-secrets")]));
+    children.push(
+      start([
+        "provider",
+        "local",
+        "--provider-volume",
+        providers,
+        "--root",
+        join(repo, "examples/local-secrets"),
+      ]),
+    );
     await waitForSocket(join(providers, "local.sock"), children[0]);
     children.push(start([
       "node",
@@ -79,6 +88,7 @@ async function demo(): Promise<void> {
       "--additional-provider-volume-paths=",
       "--spc-dir",
       join(repo, "examples/spc"),
+      "--metrics-addr=127.0.0.1:0",
     ]));
     await waitForSocket(join(dir, "csi.sock"), children[1]);
 
@@ -109,7 +119,9 @@ async function demo(): Promise<void> {
       const mount = (await readMountinfo()).find((m) => m.mountPoint === target);
       if (!mount) throw new Error("the target is not a mount point after NodePublishVolume");
       console.log(
-        `${mount.source} on ${mount.mountPoint} type ${mount.fsType} (${[...new Set([...mount.mountOptions, ...mount.superOptions])].join(",")})`,
+        `${mount.source} on ${mount.mountPoint} type ${mount.fsType} (${
+          [...new Set([...mount.mountOptions, ...mount.superOptions])].join(",")
+        })`,
       );
 
       step("NodeUnpublishVolume");

@@ -1,8 +1,12 @@
 /** `node`: the CSI node plugin that kubelet talks to. */
 import type { NodeConfig } from "../config.ts";
 import { startCsiServer } from "../csi/server.ts";
+import { parseEndpoint } from "../csi/endpoint.ts";
 import { createLogger, type Logger } from "../log.ts";
+import { PrometheusMetrics } from "../metrics.ts";
+import { startMetricsServer } from "../metrics-server.ts";
 import { noswapSupported, swapIsOn } from "../mount/tmpfs.ts";
+import { startProviderHealthCheck } from "../provider/health.ts";
 import { SpcDirectory } from "../spc/files.ts";
 import { DRIVER_VERSION } from "../version.ts";
 import type { SpcSource } from "../volume/ports.ts";
@@ -28,12 +32,30 @@ async function warnAboutSwap(log: Logger): Promise<void> {
   }
 }
 
+/** True while something accepts connections on the CSI socket. */
+async function socketServes(path: string): Promise<boolean> {
+  try {
+    (await Deno.connect({ transport: "unix", path })).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Runs the node plugin until SIGTERM/SIGINT; resolves with the exit code. */
 export async function runNode(config: NodeConfig): Promise<number> {
   const log = createLogger(config.logging);
   const spcs = spcSource(config);
+  const socketPath = parseEndpoint(config.endpoint);
+  const metrics = new PrometheusMetrics();
+  const metricsServer = config.metricsAddr === ""
+    ? undefined
+    : startMetricsServer(config.metricsAddr, metrics.registry, () => socketServes(socketPath), log);
   await warnAboutSwap(log);
-  const { volumes, providers } = wireVolumes(config.provider, spcs, log);
+  const { volumes, providers } = wireVolumes(config.provider, spcs, log, {
+    metrics,
+    rotation: config.rotation,
+  });
   const server = await startCsiServer({
     endpoint: config.endpoint,
     driverName: config.driverName,
@@ -42,16 +64,27 @@ export async function runNode(config: NodeConfig): Promise<number> {
     volumes,
     log,
   });
+  const health = config.healthCheck.enabled
+    ? startProviderHealthCheck({
+      providers,
+      dirs: config.provider.dirs,
+      intervalMs: config.healthCheck.intervalMs,
+      metrics,
+      log,
+    })
+    : undefined;
   log.info("driver started", {
     driver: config.driverName,
     version: DRIVER_VERSION,
     nodeId: config.nodeId,
-    endpoint: server.socketPath,
     providerDirs: config.provider.dirs,
+    rotation: config.rotation.enabled,
   });
   const signal = await untilTerminated();
   log.info("shutting down", { signal });
+  health?.stop();
   await server.shutdown(SHUTDOWN_GRACE_MS);
   providers.close();
+  await metricsServer?.close();
   return 0;
 }

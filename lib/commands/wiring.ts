@@ -7,7 +7,8 @@ import { TmpfsMounter } from "../mount/tmpfs.ts";
 import { ProviderClient } from "../provider/client.ts";
 import { DRIVER_VERSION } from "../version.ts";
 import type { SpcSource } from "../volume/ports.ts";
-import { type Published, VolumeManager } from "../volume/publish.ts";
+import { type Published, type RotationConfig, VolumeManager } from "../volume/publish.ts";
+import { type DriverMetrics, noMetrics } from "../metrics.ts";
 
 export interface Wired {
   volumes: VolumeManager;
@@ -16,12 +17,21 @@ export interface Wired {
   writer: AtomicWriter;
 }
 
+/** Optional parts: rotation is off, metrics go nowhere and nothing follows a publish unless given. */
+export interface WireOptions {
+  metrics?: DriverMetrics;
+  rotation?: RotationConfig;
+  afterPublish?: (published: Published) => Promise<void>;
+  /** The use case's clock, for tests. */
+  now?: () => number;
+}
+
 /** Wires real parts: FFI tmpfs, the gRPC provider client and the atomic writer. */
 export function wireVolumes(
   config: ProviderConfig,
   spcs: SpcSource,
   log: Logger,
-  afterPublish?: (published: Published) => Promise<void>,
+  options: WireOptions = {},
 ): Wired {
   const mounter = new TmpfsMounter({ sizeBytes: config.tmpfsSizeBytes, log });
   const writer = new AtomicWriter({
@@ -41,7 +51,10 @@ export function wireVolumes(
     writer,
     log,
     providerTimeoutMs: config.timeoutMs,
-    afterPublish,
+    metrics: options.metrics ?? noMetrics,
+    rotation: options.rotation ?? { enabled: false, pollIntervalMs: 0 },
+    afterPublish: options.afterPublish,
+    now: options.now,
   });
   return { volumes, providers, mounter, writer };
 }

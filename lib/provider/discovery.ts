@@ -8,6 +8,11 @@ import { DriverError, GrpcStatus, invalidArgument, messageOf } from "../errors.t
 /** Upstream's provider name rule; it admits the empty name, which we reject separately. */
 const PROVIDER_NAME = /^[a-zA-Z0-9_-]{0,30}$/;
 
+/** True when `name` can name a provider socket. */
+export function isValidProviderName(name: string): boolean {
+  return name !== "" && PROVIDER_NAME.test(name);
+}
+
 /** Throws INVALID_ARGUMENT unless `name` can name a provider socket. */
 export function validateProviderName(name: string): void {
   if (name === "") {

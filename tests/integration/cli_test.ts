@@ -10,7 +10,11 @@ const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const EXAMPLES = new URL("../../examples/", import.meta.url).pathname;
 
 async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), { args: ["run", "-A", MAIN, ...args], stdout: "piped", stderr: "piped" })
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  })
     .output();
   const decoder = new TextDecoder();
   return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
@@ -43,13 +47,20 @@ Deno.test("version, --version and every command's --help", async () => {
     assert.match(stdout, new RegExp(`usage: secrets-store-csi ${command.join(" ")}`));
   }
   const help = (await run("node", "--help")).stdout;
-  for (const flag of ["--endpoint", "--nodeid", "--provider-volume", "--enable-secret-rotation", "--spc-dir"]) {
+  for (
+    const flag of ["--endpoint", "--nodeid", "--provider-volume", "--enable-secret-rotation", "--spc-dir"]
+  ) {
     assert.ok(help.includes(flag), `node --help lacks ${flag}`);
   }
 });
 
 Deno.test("a runtime failure exits 1 with one clear line", async () => {
-  const { code, stderr } = await run("node", "--nodeid=n", "--endpoint=tcp://0.0.0.0:1", "--spc-dir=/nonexistent");
+  const { code, stderr } = await run(
+    "node",
+    "--nodeid=n",
+    "--endpoint=tcp://0.0.0.0:1",
+    "--spc-dir=/nonexistent",
+  );
   assert.equal(code, 1, stderr);
   assert.match(stderr, /endpoint/);
 });
@@ -58,7 +69,11 @@ Deno.test("one-shot mount and unmount against the local provider", async () => {
   requireRoot();
   const dir = await Deno.makeTempDir({ prefix: "sscsi-cli-" });
   const providerDir = join(dir, "providers");
-  const provider = await serveLocalProvider({ socketDir: providerDir, root: join(EXAMPLES, "local-secrets"), log: silentLogger });
+  const provider = await serveLocalProvider({
+    socketDir: providerDir,
+    root: join(EXAMPLES, "local-secrets"),
+    log: silentLogger,
+  });
   const target = join(dir, "secrets");
   try {
     const mounted = await run(

@@ -108,9 +108,12 @@ export interface KubeletCall {
   message?: string;
 }
 
+export type KubeletDial = "kubelet" | "kubelet-legacy" | "grpc-escaped" | "unix";
+
 /** Flags of the kubelet stand-in (tests/interop/go/kubelet/main.go). */
 export interface KubeletOptions {
-  dial?: "kubelet" | "unix";
+  /** Which :authority the stand-in sends (see tests/interop/go/kubelet/main.go); "kubelet" by default. */
+  dial?: KubeletDial;
   targetPath?: string;
   volumeId?: string;
   spc?: string;
@@ -152,16 +155,6 @@ export async function runKubelet(
     JSON.parse(l) as KubeletCall
   );
   return { exitCode: output.code, calls, stderr: decoder.decode(output.stderr) };
-}
-
-/** True when `path` is a mount point, read from /proc/self/mountinfo (field 5 is the mount point). */
-export async function isMountPoint(path: string): Promise<boolean> {
-  const mountinfo = await Deno.readTextFile("/proc/self/mountinfo");
-  return mountinfo.split("\n").some((line) => unescapeMountinfo(line.split(" ")[4] ?? "") === path);
-}
-
-function unescapeMountinfo(field: string): string {
-  return field.replace(/\\([0-7]{3})/g, (_, octal) => String.fromCharCode(parseInt(octal, 8)));
 }
 
 interface SpawnedServer extends Server {

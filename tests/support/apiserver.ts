@@ -73,7 +73,8 @@ interface Waiter {
   resolve: (record: RequestRecord) => void;
 }
 
-const unavailable = () => failure(503, "the server is currently unable to handle the request", "ServiceUnavailable");
+const unavailable = () =>
+  failure(503, "the server is currently unable to handle the request", "ServiceUnavailable");
 
 /** A running stand-in. Close it at the end of every test (`await using` does). */
 export class ApiServer {
@@ -338,7 +339,11 @@ export class ApiServer {
     if (fault !== undefined) {
       if (--fault.remaining <= 0) this.#faults.splice(this.#faults.indexOf(fault), 1);
       const headers: Record<string, string> = fault.status === 429 ? { "retry-after": "1" } : {};
-      return jsonResponse(fault.status, failure(fault.status, `injected failure (HTTP ${fault.status})`).status, headers);
+      return jsonResponse(
+        fault.status,
+        failure(fault.status, `injected failure (HTTP ${fault.status})`).status,
+        headers,
+      );
     }
     if (this.#pause === "fail") return jsonResponse(503, unavailable().status);
     if (this.#pause === "hang") {

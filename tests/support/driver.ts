@@ -9,7 +9,9 @@ import type { NodePublishVolumeRequest } from "../../lib/csi/node.ts";
 import { startCsiServer } from "../../lib/csi/server.ts";
 import { type Wired, wireVolumes } from "../../lib/commands/wiring.ts";
 import type { ProviderConfig } from "../../lib/config.ts";
-import { silentLogger } from "../../lib/log.ts";
+import { type Logger, silentLogger } from "../../lib/log.ts";
+import type { DriverMetrics } from "../../lib/metrics.ts";
+import type { RotationConfig } from "../../lib/volume/publish.ts";
 import { mountsUnder } from "../../lib/mount/mountinfo.ts";
 import { MNT_DETACH, sysUmount2 } from "../../lib/mount/libc.ts";
 import { SpcDirectory } from "../../lib/spc/files.ts";
@@ -34,6 +36,11 @@ export interface TestDriver {
 
 export interface TestDriverOptions {
   provider?: Partial<ProviderConfig>;
+  rotation?: RotationConfig;
+  metrics?: DriverMetrics;
+  log?: Logger;
+  /** The driver's clock (ms); rotation tests move it. */
+  now?: () => number;
 }
 
 /** Starts a driver with a TestProvider named `test` and an SPC `spc-test` pointing at it. */
@@ -51,7 +58,12 @@ export async function startTestDriver(options: TestDriverOptions = {}): Promise<
     tmpfsSizeBytes: 1024 * 1024,
     ...options.provider,
   };
-  const wired = wireVolumes(config, new SpcDirectory(spcDir), silentLogger);
+  const log = options.log ?? silentLogger;
+  const wired = wireVolumes(config, new SpcDirectory(spcDir), log, {
+    rotation: options.rotation,
+    metrics: options.metrics,
+    now: options.now,
+  });
   const endpoint = `unix://${join(dir, "csi.sock")}`;
   const server = await startCsiServer({
     endpoint,
@@ -59,7 +71,7 @@ export async function startTestDriver(options: TestDriverOptions = {}): Promise<
     version: "test",
     nodeId: "node-1",
     volumes: wired.volumes,
-    log: silentLogger,
+    log,
   });
   const client = connectCsi(endpoint);
 

@@ -10,7 +10,10 @@ const spc: SecretProviderClass = {
   secretObjects: [],
 };
 
-function request(volumeContext: Record<string, string>, secrets: Record<string, string> = {}): PublishRequest {
+function request(
+  volumeContext: Record<string, string>,
+  secrets: Record<string, string> = {},
+): PublishRequest {
   return { volumeId: "v", targetPath: "/t", readonly: true, volumeContext, secrets };
 }
 
@@ -21,7 +24,9 @@ Deno.test("goJsonStringMap matches Go's json.Marshal: sorted keys, HTML characte
 });
 
 Deno.test("attributes: SPC parameters overlaid with every volume attribute", () => {
-  const attrs = JSON.parse(providerAttributes(spc, request({ "csi.storage.k8s.io/pod.name": "web", extra: "x" })));
+  const attrs = JSON.parse(
+    providerAttributes(spc, request({ "csi.storage.k8s.io/pod.name": "web", extra: "x" })),
+  );
   assert.deepEqual(attrs, { objects: "- a", z: "1", "csi.storage.k8s.io/pod.name": "web", extra: "x" });
 });
 
@@ -34,5 +39,8 @@ Deno.test("service account tokens: taken from secrets first, then from the volum
 });
 
 Deno.test("secrets are passed through as Go would marshal them", () => {
-  assert.equal(providerSecrets(request({}, { username: "u", password: "p<" })), '{"password":"p\\u003c","username":"u"}');
+  assert.equal(
+    providerSecrets(request({}, { username: "u", password: "p<" })),
+    '{"password":"p\\u003c","username":"u"}',
+  );
 });

@@ -13,7 +13,11 @@ Deno.test("calls with one key run one at a time, in order, even when some fail",
     if (fail) throw new Error(name);
     return name;
   };
-  const results = await Promise.allSettled([lock.run("k", job("a")), lock.run("k", job("b", true)), lock.run("k", job("c"))]);
+  const results = await Promise.allSettled([
+    lock.run("k", job("a")),
+    lock.run("k", job("b", true)),
+    lock.run("k", job("c")),
+  ]);
   assert.deepEqual(events, ["start a", "end a", "start b", "end b", "start c", "end c"]);
   assert.deepEqual(results.map((r) => r.status), ["fulfilled", "rejected", "fulfilled"]);
   await tick();

@@ -30,10 +30,26 @@ Deno.test("v1 and v1alpha1 SecretProviderClasses are read; provider and paramete
       secretObjects: [],
     });
   }
-  assertCode(() => toSecretProviderClass(spc({ parameters: { a: "b" } }), "f"), GrpcStatus.INVALID_ARGUMENT, /provider not set in SecretProviderClass ns\/s/);
-  assertCode(() => toSecretProviderClass(spc({ provider: "p" }), "f"), GrpcStatus.INVALID_ARGUMENT, /parameters not set in SecretProviderClass ns\/s/);
-  assertCode(() => toSecretProviderClass(spc({ provider: "p", parameters: { n: 1 } }), "f"), GrpcStatus.INVALID_ARGUMENT, /spec.parameters.n .* must be a string/);
-  assertCode(() => toSecretProviderClass({ kind: "Pod" }, "f"), GrpcStatus.INVALID_ARGUMENT, /is not a secrets-store/);
+  assertCode(
+    () => toSecretProviderClass(spc({ parameters: { a: "b" } }), "f"),
+    GrpcStatus.INVALID_ARGUMENT,
+    /provider not set in SecretProviderClass ns\/s/,
+  );
+  assertCode(
+    () => toSecretProviderClass(spc({ provider: "p" }), "f"),
+    GrpcStatus.INVALID_ARGUMENT,
+    /parameters not set in SecretProviderClass ns\/s/,
+  );
+  assertCode(
+    () => toSecretProviderClass(spc({ provider: "p", parameters: { n: 1 } }), "f"),
+    GrpcStatus.INVALID_ARGUMENT,
+    /spec.parameters.n .* must be a string/,
+  );
+  assertCode(
+    () => toSecretProviderClass({ kind: "Pod" }, "f"),
+    GrpcStatus.INVALID_ARGUMENT,
+    /is not a secrets-store/,
+  );
 });
 
 Deno.test("SpcDirectory finds an SPC by namespace and name among multi-document files", async () => {

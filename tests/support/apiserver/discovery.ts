@@ -31,10 +31,21 @@ function resourceList(group: string, version: string) {
   });
   const resources = served.flatMap((r) =>
     r.statusSubresource
-      ? [entry(r), { name: `${r.plural}/status`, singularName: "", namespaced: r.namespaced, kind: r.kind, verbs: ["get", "patch", "update"] }]
+      ? [entry(r), {
+        name: `${r.plural}/status`,
+        singularName: "",
+        namespaced: r.namespaced,
+        kind: r.kind,
+        verbs: ["get", "patch", "update"],
+      }]
       : [entry(r)]
   );
-  return { kind: "APIResourceList", apiVersion: "v1", groupVersion: apiVersionOf(served[0], version), resources };
+  return {
+    kind: "APIResourceList",
+    apiVersion: "v1",
+    groupVersion: apiVersionOf(served[0], version),
+    resources,
+  };
 }
 
 /** The discovery document for a path, or undefined when the path is not a discovery path. */
@@ -67,7 +78,9 @@ export function discovery(pathname: string, host: string): unknown {
   }
   if (parts.length === 2 && parts[0] === "apis") {
     const versions = groups().get(parts[1]);
-    return versions === undefined ? undefined : { kind: "APIGroup", apiVersion: "v1", ...apiGroup(parts[1], versions) };
+    return versions === undefined
+      ? undefined
+      : { kind: "APIGroup", apiVersion: "v1", ...apiGroup(parts[1], versions) };
   }
   if (parts.length === 3 && parts[0] === "apis") return resourceList(parts[1], parts[2]);
   return undefined;

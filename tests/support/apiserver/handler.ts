@@ -18,12 +18,14 @@ export interface HandlerContext {
 
 /** A JSON response, as the API server sends every non-watch answer. */
 export function jsonResponse(status: number, body: unknown, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { "content-type": "application/json", ...headers },
+  });
 }
 
 /** The real server's 404 for a path that names no resource. */
-const pathNotFound = () =>
-  failure(404, "the server could not find the requested resource", "NotFound", {});
+const pathNotFound = () => failure(404, "the server could not find the requested resource", "NotFound", {});
 
 async function readJson(req: Request): Promise<unknown> {
   const text = await req.text();
@@ -36,7 +38,11 @@ async function readJson(req: Request): Promise<unknown> {
 
 function selectorFor(path: ResourcePath, query: URLSearchParams): Matcher {
   const labels = parseLabelSelector(query.get("labelSelector") ?? "");
-  const allowed = ["metadata.name", ...(path.type.namespaced ? ["metadata.namespace"] : []), ...path.type.fieldLabels];
+  const allowed = [
+    "metadata.name",
+    ...(path.type.namespaced ? ["metadata.namespace"] : []),
+    ...path.type.fieldLabels,
+  ];
   const fields = parseFieldSelector(query.get("fieldSelector") ?? "", allowed);
   // Watching /resource/{name} is the legacy way to watch one object.
   const byName: Matcher = path.name === undefined ? () => true : (o) => o.metadata?.name === path.name;
@@ -80,7 +86,11 @@ function list(store: Store, path: ResourcePath, query: URLSearchParams): Respons
   return jsonResponse(200, { kind: `${path.type.kind}List`, apiVersion, metadata, items: shown });
 }
 
-function patchFunction(path: ResourcePath, contentType: string, body: unknown): (current: KubeObject) => unknown {
+function patchFunction(
+  path: ResourcePath,
+  contentType: string,
+  body: unknown,
+): (current: KubeObject) => unknown {
   switch (contentType) {
     case PATCH_TYPES.json:
       return (current) => jsonPatch(current, body);
@@ -120,12 +130,18 @@ async function rest(req: Request, url: URL, path: ResourcePath, ctx: HandlerCont
     case "GET":
       if (isWatch) {
         const timeout = query.get("timeoutSeconds");
-        return serveWatch(store, path, {
-          resourceVersion: query.get("resourceVersion") ?? undefined,
-          allowWatchBookmarks: query.get("allowWatchBookmarks") === "true",
-          timeoutSeconds: timeout === null ? undefined : Number(timeout),
-          match: selectorFor(path, query),
-        }, ctx.bookmarkIntervalMs, ctx.registerWatch);
+        return serveWatch(
+          store,
+          path,
+          {
+            resourceVersion: query.get("resourceVersion") ?? undefined,
+            allowWatchBookmarks: query.get("allowWatchBookmarks") === "true",
+            timeoutSeconds: timeout === null ? undefined : Number(timeout),
+            match: selectorFor(path, query),
+          },
+          ctx.bookmarkIntervalMs,
+          ctx.registerWatch,
+        );
       }
       if (name === undefined) return list(store, path, query);
       return jsonResponse(200, present(store.get(type, namespace, name), path));
@@ -134,7 +150,10 @@ async function rest(req: Request, url: URL, path: ResourcePath, ctx: HandlerCont
       return jsonResponse(201, present(store.create(type, namespace, await readJson(req)), path));
     case "PUT":
       if (name === undefined) break;
-      return jsonResponse(200, present(store.update(type, namespace, name, await readJson(req), subresource), path));
+      return jsonResponse(
+        200,
+        present(store.update(type, namespace, name, await readJson(req), subresource), path),
+      );
     case "PATCH": {
       if (name === undefined) break;
       const contentType = (req.headers.get("content-type") ?? "").split(";")[0].trim();

@@ -89,7 +89,9 @@ export function serveWatch(
       };
 
       if (fromVersion === undefined) {
-        for (const object of store.list(path.type, path.namespace, params.match)) send("ADDED", present(object, path));
+        for (const object of store.list(path.type, path.namespace, params.match)) {
+          send("ADDED", present(object, path));
+        }
       } else {
         const replay = store.changesSince(path.type, fromVersion);
         if (replay === undefined) {
@@ -109,7 +111,11 @@ export function serveWatch(
       if (params.allowWatchBookmarks) {
         timers.push(setInterval(() => {
           const metadata = { resourceVersion: String(store.resourceVersion) };
-          send("BOOKMARK", { kind: path.type.kind, apiVersion: apiVersionOf(path.type, path.version), metadata });
+          send("BOOKMARK", {
+            kind: path.type.kind,
+            apiVersion: apiVersionOf(path.type, path.version),
+            metadata,
+          });
         }, bookmarkIntervalMs));
       }
       if (params.timeoutSeconds !== undefined) {

@@ -67,9 +67,15 @@ type clients struct {
 	controller csi.ControllerClient
 }
 
-// dial connects like kubelet. "kubelet" mode is kubelet's csi_client.go: the bare socket path as target
-// with a unix context dialer, so :authority is the socket path. "unix" mode is grpc.Dial("unix:///path"),
-// whose :authority is "localhost" (what newer grpc-go sends for unix targets).
+// dial connects like kubelet's csi_client.go: the bare socket path as target, with a unix context dialer.
+// The :authority a client sends on a unix socket differs between versions, and the -dial modes reproduce
+// each (a server that rejects one fails every call from such a client):
+//
+//	kubelet         "localhost": kubelet since Kubernetes 1.26 sets grpc.WithAuthority("localhost")
+//	kubelet-legacy  the raw socket path: kubelet up to 1.25 (grpc-go then used the target as authority)
+//	grpc-escaped    the socket path percent-encoded: current grpc-go for a bare-path target without
+//	                WithAuthority (CSI tools that dial like old kubelets, built with new grpc-go)
+//	unix            grpc.Dial("unix:///path"): "localhost"
 func dial(cfg config) (*grpc.ClientConn, error) {
 	path := strings.TrimPrefix(cfg.endpoint, "unix://")
 	if !strings.HasPrefix(path, "/") {
@@ -77,16 +83,36 @@ func dial(cfg config) (*grpc.ClientConn, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
 	defer cancel()
+	opts := []grpc.DialOption{grpc.WithInsecure(), grpc.WithBlock()}
+	unixDialer := grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", addr)
+	})
 	switch cfg.dial {
 	case "kubelet":
-		return grpc.DialContext(ctx, path, grpc.WithInsecure(), grpc.WithBlock(),
-			grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-				return (&net.Dialer{}).DialContext(ctx, "unix", addr)
-			}))
+		return grpc.DialContext(ctx, path, append(opts, unixDialer, grpc.WithAuthority("localhost"))...)
+	case "kubelet-legacy":
+		return grpc.DialContext(ctx, path, append(opts, unixDialer)...)
+	case "grpc-escaped":
+		// The Debian grpc-go predates authority escaping, so the escaped form is set explicitly.
+		return grpc.DialContext(ctx, path, append(opts, unixDialer, grpc.WithAuthority(encodeAuthority(path)))...)
 	case "unix":
-		return grpc.DialContext(ctx, "unix://"+path, grpc.WithInsecure(), grpc.WithBlock())
+		return grpc.DialContext(ctx, "unix://"+path, opts...)
 	}
-	return nil, fmt.Errorf("-dial must be kubelet or unix, not %q", cfg.dial)
+	return nil, fmt.Errorf("-dial must be kubelet, kubelet-legacy, grpc-escaped or unix, not %q", cfg.dial)
+}
+
+// encodeAuthority percent-encodes every byte that RFC 3986 does not allow in an authority, as grpc-go does.
+func encodeAuthority(authority string) string {
+	var b strings.Builder
+	for i := 0; i < len(authority); i++ {
+		c := authority[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.~!$&'()*+,;=:[]@", c) >= 0 {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
 }
 
 // call runs one RPC under the per-call timeout and prints its outcome; it reports success.
@@ -178,7 +204,7 @@ func unpublish(cfg config, c clients) bool {
 func main() {
 	cfg := config{secrets: mapFlag{}, attributes: mapFlag{}}
 	flag.StringVar(&cfg.endpoint, "endpoint", "", "driver endpoint, unix:///path/csi.sock (required)")
-	flag.StringVar(&cfg.dial, "dial", "kubelet", "kubelet: bare path + unix dialer (:authority = path); unix: unix:// target (:authority = localhost)")
+	flag.StringVar(&cfg.dial, "dial", "kubelet", "how to dial, and so which :authority is sent: kubelet, kubelet-legacy, grpc-escaped or unix")
 	flag.DurationVar(&cfg.timeout, "timeout", 30*time.Second, "deadline of each call")
 	flag.StringVar(&cfg.volumeID, "volume-id", "csi-0123456789abcdef", "volume_id")
 	flag.StringVar(&cfg.targetPath, "target-path", "", "target_path")

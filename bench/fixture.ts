@@ -1,0 +1,343 @@
+/**
+ * The bench's world: a temp dir with the secrets the embedded `local` provider serves, SecretProviderClass
+ * files, the provider as a separate process, and driver processes started exactly as the DaemonSet would
+ * (`main.ts node ...`), each with a CSI gRPC client in the bench process. Content is fixed (seeded), so
+ * every run does the same work.
+ */
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { connectCsi, type CsiClient } from "../lib/csi/client.ts";
+import type { NodePublishVolumeRequest } from "../lib/csi/node.ts";
+import { MNT_DETACH, sysUmount2 } from "../lib/mount/libc.ts";
+import { mountsUnder } from "../lib/mount/mountinfo.ts";
+import { type ProcessMemory, readProcessMemory } from "./proc.ts";
+
+/** The repository root. */
+export const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
+/** The driver's entry point. */
+export const MAIN = join(REPO, "main.ts");
+
+/** The volume every latency figure publishes: 3 files, 4 KiB in total, as in the issue. */
+export const SMALL_FILES = [
+  { object: "small/db/username", size: 512 },
+  { object: "small/db/password", size: 1536 },
+  { object: "small/api-token", size: 2048 },
+] as const;
+
+/** SPC names the bench publishes. */
+export const SPC = { small: "bench-small", rotation: "bench-rotation" } as const;
+
+/** Response sizes of the provider-client benchmark. */
+export const LARGE_SIZES = [64 * 1024, 256 * 1024, 1024 * 1024, 2 * 1024 * 1024, 3.75 * 1024 * 1024];
+
+/** Deterministic bytes from `seed` (mulberry32), so every run serves the same content. */
+export function seededBytes(size: number, seed: number): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(size);
+  let state = seed >>> 0;
+  for (let i = 0; i < size; i++) {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = ((t ^ (t >>> 14)) >>> 0) & 0xff;
+  }
+  return out;
+}
+
+/** The `objects` parameter of the local provider for the small volume below `prefix`. */
+function smallObjects(prefix: string): string {
+  return SMALL_FILES.map(({ object }) => {
+    const name = object.slice("small/".length);
+    const alias = name === "api-token" ? "\n  objectAlias: token" : "";
+    const mode = name === "db/password" ? '\n  mode: "0400"' : "";
+    return `- objectName: ${prefix}/${name}${alias}${mode}`;
+  }).join("\n");
+}
+
+function spcYaml(name: string, objects: string): string {
+  const indented = objects.split("\n").map((line) => `      ${line}`).join("\n");
+  return [
+    "apiVersion: secrets-store.csi.x-k8s.io/v1",
+    "kind: SecretProviderClass",
+    `metadata:\n  name: ${name}\n  namespace: default`,
+    "spec:\n  provider: local\n  parameters:\n    objects: |",
+    indented,
+    "",
+  ].join("\n");
+}
+
+/** The last lines a child wrote on stderr, for error messages. */
+class Tail {
+  readonly #lines: string[] = [];
+  readonly done: Promise<void>;
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.done = this.#drain(stream);
+  }
+
+  async #drain(stream: ReadableStream<Uint8Array>): Promise<void> {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      this.#lines.push(...chunk.split("\n").filter((l) => l !== ""));
+      if (this.#lines.length > 200) this.#lines.splice(0, this.#lines.length - 40);
+    }
+  }
+
+  text(): string {
+    return this.#lines.slice(-40).join("\n");
+  }
+}
+
+/** A child process of the bench with its stderr kept. */
+export class Child {
+  readonly #tail: Tail;
+
+  constructor(readonly process: Deno.ChildProcess, readonly what: string) {
+    this.#tail = new Tail(process.stderr);
+  }
+
+  /** The pid of the deno process (`deno run` does not fork: this is the driver itself). */
+  get pid(): number {
+    return this.process.pid;
+  }
+
+  /** Resolves when `path` is a socket; rejects when the child exits first or after `timeoutMs`. */
+  async waitForSocket(path: string, timeoutMs = 20_000): Promise<void> {
+    let exited = false;
+    this.process.status.then(() => exited = true);
+    const deadline = performance.now() + timeoutMs;
+    while (performance.now() < deadline) {
+      if (await Deno.lstat(path).then((i) => i.isSocket, () => false)) return;
+      if (exited) break;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    throw new Error(
+      `${this.what} did not create ${path}${exited ? " and exited" : ""}:\n${this.#tail.text()}`,
+    );
+  }
+
+  /** Resident memory of the process from /proc/<pid>/status, in bytes. */
+  async memory(): Promise<ProcessMemory> {
+    return await readProcessMemory(this.pid);
+  }
+
+  /** Sends SIGTERM and waits for the exit (SIGKILL after 10 s). */
+  async stop(): Promise<void> {
+    try {
+      this.process.kill("SIGTERM");
+    } catch { /* already gone */ }
+    const timer = setTimeout(() => {
+      try {
+        this.process.kill("SIGKILL");
+      } catch { /* already gone */ }
+    }, 10_000);
+    await this.process.status;
+    clearTimeout(timer);
+    await this.#tail.done;
+  }
+
+  stderrTail(): string {
+    return this.#tail.text();
+  }
+}
+
+/** How to start a driver process. */
+export interface DriverStart {
+  /** Script run instead of main.ts (it must take main.ts's arguments). */
+  script?: string;
+  /** Extra flags of the `node` command. */
+  flags?: string[];
+  /** Passed as --v8-flags. */
+  v8Flags?: string[];
+  env?: Record<string, string>;
+}
+
+/** A running driver and a CSI client connected to it. */
+export interface Driver {
+  child: Child;
+  client: CsiClient;
+  endpoint: string;
+  /** Closes the client and stops the process. */
+  stop(): Promise<void>;
+}
+
+/** The temp dir, the secrets, the SPCs and the `local` provider process. */
+export class World {
+  #drivers = 0;
+  #provider?: Child;
+
+  private constructor(readonly dir: string) {}
+
+  get providerDir(): string {
+    return join(this.dir, "providers");
+  }
+  get root(): string {
+    return join(this.dir, "secrets");
+  }
+  get spcDir(): string {
+    return join(this.dir, "spc");
+  }
+
+  /** Creates the files and starts the provider. */
+  static async create(): Promise<World> {
+    const world = new World(await Deno.makeTempDir({ prefix: "secrets-store-csi-bench-" }));
+    try {
+      await world.#writeFiles();
+      const provider = world.spawn(
+        ["provider", "local", "--provider-volume", world.providerDir, "--root", world.root],
+        "the local provider",
+      );
+      world.#provider = provider;
+      await provider.waitForSocket(join(world.providerDir, "local.sock"));
+      return world;
+    } catch (err) {
+      await world.close();
+      throw err;
+    }
+  }
+
+  async #writeFiles(): Promise<void> {
+    for (const [i, { object, size }] of SMALL_FILES.entries()) {
+      for (const prefix of ["small", "rotation"]) {
+        const path = join(this.root, object.replace(/^small/, prefix));
+        await Deno.mkdir(dirname(path), { recursive: true });
+        await Deno.writeFile(path, seededBytes(size, 1 + i));
+      }
+    }
+    await Deno.mkdir(join(this.root, "large"));
+    for (const size of LARGE_SIZES) {
+      await Deno.writeFile(join(this.root, "large", String(size)), seededBytes(size, size));
+    }
+    await Deno.mkdir(this.spcDir);
+    await Deno.writeTextFile(
+      join(this.spcDir, `${SPC.small}.yaml`),
+      spcYaml(SPC.small, smallObjects("small")),
+    );
+    await Deno.writeTextFile(
+      join(this.spcDir, `${SPC.rotation}.yaml`),
+      spcYaml(SPC.rotation, smallObjects("rotation")),
+    );
+    await Deno.mkdir(this.providerDir);
+  }
+
+  /** Rewrites the rotation volume's files with content derived from `seed`. */
+  async changeRotationContent(seed: number): Promise<void> {
+    for (const [i, { object, size }] of SMALL_FILES.entries()) {
+      await Deno.writeFile(
+        join(this.root, object.replace(/^small/, "rotation")),
+        seededBytes(size, seed * 10 + i),
+      );
+    }
+  }
+
+  /** Starts `deno run -A [--v8-flags] <script> <args>` with stderr kept. */
+  spawn(args: string[], what: string, start: DriverStart = {}): Child {
+    const v8 = start.v8Flags?.length ? [`--v8-flags=${start.v8Flags.join(",")}`] : [];
+    const process = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", ...v8, start.script ?? MAIN, ...args],
+      cwd: REPO,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+      env: start.env,
+    }).spawn();
+    return new Child(process, what);
+  }
+
+  /** The arguments of `node` for a driver listening on `endpoint`, as the notes prescribe. */
+  nodeArgs(endpoint: string, flags: string[] = []): string[] {
+    return [
+      "node",
+      "--endpoint",
+      endpoint,
+      "--nodeid",
+      "bench",
+      "--provider-volume",
+      this.providerDir,
+      "--additional-provider-volume-paths=",
+      "--spc-dir",
+      this.spcDir,
+      ...flags,
+    ];
+  }
+
+  /** A fresh socket path for the next driver. */
+  nextEndpoint(): string {
+    return `unix://${join(this.dir, `csi-${++this.#drivers}.sock`)}`;
+  }
+
+  /** Starts a driver process, waits for its socket and connects a CSI client. */
+  async startDriver(start: DriverStart = {}): Promise<Driver> {
+    const endpoint = this.nextEndpoint();
+    const child = this.spawn(this.nodeArgs(endpoint, start.flags), "the driver", start);
+    try {
+      await child.waitForSocket(endpoint.slice("unix://".length));
+    } catch (err) {
+      await child.stop();
+      throw err;
+    }
+    const client = connectCsi(endpoint);
+    return {
+      child,
+      client,
+      endpoint,
+      stop: async () => {
+        client.close();
+        await child.stop();
+      },
+    };
+  }
+
+  /** A kubelet-shaped target path for `pod`. */
+  target(pod: string): string {
+    return join(this.dir, "pods", pod, "volumes/kubernetes.io~csi/secrets/mount");
+  }
+
+  /** The NodePublishVolume request kubelet sends for `pod`'s inline volume of SPC `spc`. */
+  publishRequest(pod: string, spc: string = SPC.small): NodePublishVolumeRequest {
+    return {
+      volume_id: `csi-${pod}`,
+      target_path: this.target(pod),
+      volume_capability: { mount: {}, access_mode: { mode: "SINGLE_NODE_READER_ONLY" } },
+      readonly: true,
+      volume_context: {
+        secretProviderClass: spc,
+        "csi.storage.k8s.io/pod.name": pod,
+        "csi.storage.k8s.io/pod.namespace": "default",
+        "csi.storage.k8s.io/pod.uid": `uid-${pod}`,
+        "csi.storage.k8s.io/serviceAccount.name": "default",
+        "csi.storage.k8s.io/ephemeral": "true",
+      },
+      secrets: {},
+    };
+  }
+
+  /** Mount points below the temp dir. */
+  async mounts(): Promise<string[]> {
+    return (await mountsUnder(this.dir)).map((m) => m.mountPoint);
+  }
+
+  /** Stops the provider, detaches every mount left below the temp dir and removes it. */
+  async close(): Promise<void> {
+    await this.#provider?.stop();
+    for (const mountPoint of (await this.mounts()).reverse()) sysUmount2(mountPoint, MNT_DETACH);
+    await Deno.remove(this.dir, { recursive: true });
+  }
+}
+
+/** Runs `work` for each of `items` with at most `limit` in flight; resolves with the results in order. */
+export async function pool<T, R>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await work(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return results;
+}

@@ -1,0 +1,192 @@
+/**
+ * Rotation on kubelet's republish (NodePublishVolume on a mounted target), through the real CSI socket,
+ * tmpfs and providers. Needs root.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { silentLogger } from "../../lib/log.ts";
+import { noMetrics, PrometheusMetrics } from "../../lib/metrics.ts";
+import { SpcDirectory } from "../../lib/spc/files.ts";
+import { VolumeManager } from "../../lib/volume/publish.ts";
+import { serveLocalProvider } from "../../lib/provider/local.ts";
+import { requireRoot } from "../support/root.ts";
+import { startTestDriver, type TestDriver } from "../support/driver.ts";
+
+const MINUTE = 60_000;
+
+/** A driver with rotation on (interval 2m), a movable clock and real metrics. */
+async function withRotation(
+  fn: (d: TestDriver, clock: { now: number }, metrics: PrometheusMetrics) => Promise<void>,
+) {
+  requireRoot();
+  const clock = { now: Date.now() };
+  const metrics = new PrometheusMetrics();
+  const d = await startTestDriver({
+    rotation: { enabled: true, pollIntervalMs: 2 * MINUTE },
+    now: () => clock.now,
+    metrics,
+  });
+  try {
+    await fn(d, clock, metrics);
+  } finally {
+    await d.close();
+  }
+}
+
+const dataTarget = (d: TestDriver, pod: string) => Deno.readLink(join(d.target(pod), "..data"));
+const read = (d: TestDriver, pod: string, file: string) => Deno.readTextFile(join(d.target(pod), file));
+
+async function metricValue(metrics: PrometheusMetrics, name: string, labels: Record<string, string>) {
+  const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === name);
+  const value = metric?.values.find((v) =>
+    Object.entries(labels).every(([k, l]) => String(v.labels[k]) === l)
+  );
+  return value?.value ?? 0;
+}
+
+Deno.test("rotation off: a republish does not call the provider", async () => {
+  requireRoot();
+  const d = await startTestDriver({ rotation: { enabled: false, pollIntervalMs: 0 } });
+  try {
+    await d.client.nodePublishVolume(d.publishRequest("p"));
+    await d.client.nodePublishVolume(d.publishRequest("p"));
+    assert.equal(d.provider.mountRequests.length, 1);
+  } finally {
+    await d.close();
+  }
+});
+
+Deno.test("rotation on: no provider call before the interval; changed content rotated after it", () =>
+  withRotation(async (d, clock, metrics) => {
+    d.provider.behaviour = {
+      files: [{ path: "a", contents: "v1" }],
+      objectVersions: [{ id: "a", version: "1" }],
+    };
+    await d.client.nodePublishVolume(d.publishRequest("p"));
+    const before = await dataTarget(d, "p");
+
+    clock.now += MINUTE;
+    await d.client.nodePublishVolume(d.publishRequest("p"));
+    assert.equal(d.provider.mountRequests.length, 1, "rotated before the poll interval");
+
+    clock.now += 2 * MINUTE;
+    d.provider.behaviour = {
+      files: [{ path: "a", contents: "v2" }],
+      objectVersions: [{ id: "a", version: "2" }],
+    };
+    await d.client.nodePublishVolume(d.publishRequest("p"));
+    assert.equal(d.provider.mountRequests.length, 2);
+    assert.deepEqual(d.provider.mountRequests[1].current_object_version, [{ id: "a", version: "1" }]);
+    assert.equal(await read(d, "p", "a"), "v2");
+    assert.notEqual(await dataTarget(d, "p"), before);
+    assert.equal(
+      await metricValue(metrics, "total_rotation_reconcile", { rotated: "true", provider: "test" }),
+      1,
+    );
+  }));
+
+Deno.test("rotation with identical content writes nothing: same ..data target, counted as unchanged", () =>
+  withRotation(async (d, clock, metrics) => {
+    await d.client.nodePublishVolume(d.publishRequest("p"));
+    const before = await dataTarget(d, "p");
+    const mtime = (await Deno.lstat(join(d.target("p"), "..data"))).mtime;
+    clock.now += 3 * MINUTE;
+    await d.client.nodePublishVolume(d.publishRequest("p"));
+    assert.equal(d.provider.mountRequests.length, 2);
+    assert.equal(await dataTarget(d, "p"), before);
+    assert.deepEqual((await Deno.lstat(join(d.target("p"), "..data"))).mtime, mtime);
+    assert.equal(await metricValue(metrics, "total_rotation_reconcile", { rotated: "false" }), 1);
+    assert.equal(await metricValue(metrics, "total_rotation_unchanged", { provider: "test" }), 1);
+  }));
+
+Deno.test("a provider failure on republish keeps the old content and returns success", () =>
+  withRotation(async (d, clock, metrics) => {
+    d.provider.behaviour = { files: [{ path: "a", contents: "old" }] };
+    await d.client.nodePublishVolume(d.publishRequest("p"));
+    clock.now += 3 * MINUTE;
+    d.provider.queue({ errorCode: "Throttled" });
+    await d.client.nodePublishVolume(d.publishRequest("p"));
+    assert.equal(await read(d, "p", "a"), "old");
+    assert.equal(
+      await metricValue(metrics, "total_rotation_reconcile_error", { error_type: "Throttled" }),
+      1,
+    );
+
+    d.provider.queue({ files: [{ path: "/abs", contents: "x" }] });
+    clock.now += 3 * MINUTE;
+    await d.client.nodePublishVolume(d.publishRequest("p"));
+    assert.equal(await read(d, "p", "a"), "old", "an invalid rotation payload replaced good content");
+    assert.deepEqual(await d.mounts(), [d.target("p")]);
+  }));
+
+Deno.test("objects added to or removed from the SPC are reflected on the next rotation", () =>
+  withRotation(async (d, clock) => {
+    const root = join(d.dir, "store");
+    await Deno.mkdir(root);
+    await Deno.writeTextFile(join(root, "one"), "1");
+    await Deno.writeTextFile(join(root, "two"), "2");
+    const local = await serveLocalProvider({ socketDir: d.providerDir, root, log: silentLogger });
+    try {
+      await d.addSpc("spc-local", "local", { objects: "- objectName: one\n" });
+      await d.client.nodePublishVolume(d.publishRequest("p", "spc-local"));
+      assert.equal(await read(d, "p", "one"), "1");
+
+      await d.addSpc("spc-local", "local", { objects: "- objectName: two\n" });
+      clock.now += 3 * MINUTE;
+      await d.client.nodePublishVolume(d.publishRequest("p", "spc-local"));
+      assert.equal(await read(d, "p", "two"), "2");
+      await assert.rejects(Deno.lstat(join(d.target("p"), "one")), Deno.errors.NotFound);
+
+      await Deno.writeTextFile(join(root, "two"), "2b");
+      clock.now += 3 * MINUTE;
+      await d.client.nodePublishVolume(d.publishRequest("p", "spc-local"));
+      assert.equal(await read(d, "p", "two"), "2b");
+    } finally {
+      await local.close();
+    }
+  }));
+
+Deno.test("after a driver restart, mounted volumes are not all rotated at once", () =>
+  withRotation(async (d, clock) => {
+    const pods = ["p0", "p1", "p2", "p3"];
+    for (const p of pods) await d.client.nodePublishVolume(d.publishRequest(p));
+    clock.now += 10 * MINUTE; // long past the interval: without care, every volume would rotate now
+
+    // A new manager over the same mounts stands in for the restarted driver process.
+    const randoms = [0, 0.25, 0.5, 0.75];
+    const restarted = new VolumeManager({
+      spcs: new SpcDirectory(join(d.dir, "spc")),
+      providers: d.wired.providers,
+      mounter: d.wired.mounter,
+      writer: d.wired.writer,
+      log: silentLogger,
+      metrics: noMetrics,
+      rotation: { enabled: true, pollIntervalMs: 2 * MINUTE },
+      providerTimeoutMs: 5_000,
+      now: () => clock.now,
+      random: () => randoms.shift()!,
+    });
+    const republish = (p: string) => restarted.publish(toPublishRequest(d.publishRequest(p)));
+    const calls = () => d.provider.mountRequests.length - pods.length;
+
+    for (const p of pods) await republish(p);
+    assert.equal(calls(), 0, "volumes rotated on the first republish after a restart");
+    clock.now += MINUTE + 1; // half the interval: the volumes spread over the first half are due
+    for (const p of pods) await republish(p);
+    assert.equal(calls(), 2);
+    clock.now += MINUTE;
+    for (const p of pods) await republish(p);
+    assert.equal(calls(), 4);
+    assert.equal(restarted.mountedCount, 4);
+  }));
+
+/** The use case's request from a CSI request (what lib/csi/node.ts does). */
+function toPublishRequest(r: ReturnType<TestDriver["publishRequest"]>) {
+  return {
+    volumeId: r.volume_id!,
+    targetPath: r.target_path!,
+    readonly: true,
+    volumeContext: r.volume_context!,
+    secrets: r.secrets ?? {},
+  };
+}
