@@ -91,8 +91,16 @@ class Tail {
 export class Child {
   readonly #tail: Tail;
 
+  #exitCode?: number;
+
   constructor(readonly process: Deno.ChildProcess, readonly what: string) {
     this.#tail = new Tail(process.stderr);
+    process.status.then((s) => this.#exitCode = s.code);
+  }
+
+  /** The exit code once the process has exited. */
+  get exitCode(): number | undefined {
+    return this.#exitCode;
   }
 
   /** The pid of the deno process (`deno run` does not fork: this is the driver itself). */
@@ -102,16 +110,16 @@ export class Child {
 
   /** Resolves when `path` is a socket; rejects when the child exits first or after `timeoutMs`. */
   async waitForSocket(path: string, timeoutMs = 20_000): Promise<void> {
-    let exited = false;
-    this.process.status.then(() => exited = true);
     const deadline = performance.now() + timeoutMs;
     while (performance.now() < deadline) {
       if (await Deno.lstat(path).then((i) => i.isSocket, () => false)) return;
-      if (exited) break;
+      if (this.#exitCode !== undefined) break;
       await new Promise((r) => setTimeout(r, 2));
     }
     throw new Error(
-      `${this.what} did not create ${path}${exited ? " and exited" : ""}:\n${this.#tail.text()}`,
+      `${this.what} did not create ${path}${
+        this.#exitCode !== undefined ? " and exited" : ""
+      }:\n${this.#tail.text()}`,
     );
   }
 
@@ -182,17 +190,44 @@ export class World {
     const world = new World(await Deno.makeTempDir({ prefix: "secrets-store-csi-bench-" }));
     try {
       await world.#writeFiles();
-      const provider = world.spawn(
-        ["provider", "local", "--provider-volume", world.providerDir, "--root", world.root],
-        "the local provider",
-      );
-      world.#provider = provider;
-      await provider.waitForSocket(join(world.providerDir, "local.sock"));
+      await world.#startProvider();
       return world;
     } catch (err) {
       await world.close();
       throw err;
     }
+  }
+
+  async #startProvider(): Promise<void> {
+    const socket = join(this.providerDir, "local.sock");
+    await Deno.remove(socket).catch(() => {});
+    this.#provider = this.spawn(
+      ["provider", "local", "--provider-volume", this.providerDir, "--root", this.root],
+      "the local provider",
+    );
+    await this.#provider.waitForSocket(socket);
+  }
+
+  /**
+   * Provider processes that died during the run. A grpc-js server on Deno 2.9.6 can crash in nghttp2 when
+   * a client's connection goes away after concurrent calls (denoland/deno#36788); a driver exiting is such
+   * a client. Each crash is recorded here and the provider restarted before the next driver starts.
+   */
+  readonly providerCrashes: { exitCode: number; lastLine: string }[] = [];
+
+  /**
+   * Restarts the provider if it has died, recording the crash. Call it after a provider client went away
+   * (the crash follows within milliseconds), and before work that needs the provider.
+   */
+  async ensureProvider(): Promise<void> {
+    const provider = this.#provider;
+    if (!provider) return;
+    await new Promise((r) => setTimeout(r, 50));
+    if (provider.exitCode === undefined && await socketAnswers(join(this.providerDir, "local.sock"))) return;
+    await provider.stop();
+    const lines = provider.stderrTail().split("\n");
+    this.providerCrashes.push({ exitCode: provider.exitCode ?? -1, lastLine: lines[lines.length - 1] ?? "" });
+    await this.#startProvider();
   }
 
   async #writeFiles(): Promise<void> {
@@ -219,12 +254,12 @@ export class World {
     await Deno.mkdir(this.providerDir);
   }
 
-  /** Rewrites the rotation volume's files with content derived from `seed`. */
+  /** Rewrites the rotation volume's files with content derived from `seed` (0: the initial content). */
   async changeRotationContent(seed: number): Promise<void> {
     for (const [i, { object, size }] of SMALL_FILES.entries()) {
       await Deno.writeFile(
         join(this.root, object.replace(/^small/, "rotation")),
-        seededBytes(size, seed * 10 + i),
+        seededBytes(size, seed * 10 + 1 + i),
       );
     }
   }
@@ -256,6 +291,8 @@ export class World {
       "--additional-provider-volume-paths=",
       "--spc-dir",
       this.spcDir,
+      // Metrics on as in the DaemonSet, on a free port so that drivers and tests never collide.
+      "--metrics-addr=127.0.0.1:0",
       ...flags,
     ];
   }
@@ -267,6 +304,7 @@ export class World {
 
   /** Starts a driver process, waits for its socket and connects a CSI client. */
   async startDriver(start: DriverStart = {}): Promise<Driver> {
+    await this.ensureProvider();
     const endpoint = this.nextEndpoint();
     const child = this.spawn(this.nodeArgs(endpoint, start.flags), "the driver", start);
     try {
@@ -283,6 +321,7 @@ export class World {
       stop: async () => {
         client.close();
         await child.stop();
+        await this.ensureProvider();
       },
     };
   }
@@ -321,6 +360,16 @@ export class World {
     await this.#provider?.stop();
     for (const mountPoint of (await this.mounts()).reverse()) sysUmount2(mountPoint, MNT_DETACH);
     await Deno.remove(this.dir, { recursive: true });
+  }
+}
+
+/** True when something accepts connections on the unix socket at `path`. */
+async function socketAnswers(path: string): Promise<boolean> {
+  try {
+    (await Deno.connect({ transport: "unix", path })).close();
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -59,7 +59,12 @@ async function baselineCycles(world: World, cycles: number): Promise<CycleSample
   return samples;
 }
 
-function percentiles(samples: CycleSamples) {
+type Percentiles = Record<
+  "publish_p50_ms" | "publish_p99_ms" | "unpublish_p50_ms" | "unpublish_p99_ms",
+  number
+>;
+
+function percentiles(samples: CycleSamples): Percentiles {
   return {
     publish_p50_ms: percentile(samples.publish, 50),
     publish_p99_ms: percentile(samples.publish, 99),
@@ -96,8 +101,8 @@ export async function benchPublishLatency(
 ): Promise<PublishResult> {
   await driverCycles(world, driver, WARMUP, "warm");
   await baselineCycles(world, Math.min(WARMUP, options.publishCycles));
-  const ours = [];
-  const base = [];
+  const ours: Percentiles[] = [];
+  const base: Percentiles[] = [];
   for (let run = 0; run < options.runs; run++) {
     ours.push(percentiles(await driverCycles(world, driver, options.publishCycles, "lat")));
     base.push(percentiles(await baselineCycles(world, options.publishCycles)));

@@ -98,6 +98,7 @@ export interface StageResult {
 
 /** Runs `options.stageCycles` instrumented cycles and the step microbenchmarks. */
 export async function benchStages(world: World, options: BenchOptions): Promise<StageResult> {
+  await world.ensureProvider();
   const marks = new Marks();
   const devNull = await Deno.open("/dev/null", { write: true });
   const log = timedLogger(marks, devNull);
@@ -151,6 +152,7 @@ export async function benchStages(world: World, options: BenchOptions): Promise<
     await server.shutdown(1_000);
     wired.providers.close();
     devNull.close();
+    await world.ensureProvider();
   }
   return {
     cycles: options.stageCycles,

@@ -31,6 +31,7 @@ async function exitTime(args: string[]): Promise<number> {
 }
 
 async function oneStart(world: World, run: number) {
+  await world.ensureProvider();
   const endpoint = world.nextEndpoint();
   const socket = endpoint.slice("unix://".length);
   const t0 = performance.now();

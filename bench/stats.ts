@@ -16,11 +16,18 @@ export function percentile(samples: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))];
 }
 
+/** The median (the mean of the middle two for an even count). */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
 /** Median, min and max of one figure over runs, rounded to `digits` decimals. */
 export function spread(values: readonly number[], digits = 3): Spread {
   const round = (v: number) => Number(v.toFixed(digits));
   return {
-    median: round(percentile(values, 50)),
+    median: round(median(values)),
     min: round(Math.min(...values)),
     max: round(Math.max(...values)),
     runs: values.length,

@@ -22,6 +22,7 @@ export interface WireOptions {
   metrics?: DriverMetrics;
   rotation?: RotationConfig;
   afterPublish?: (published: Published) => Promise<void>;
+  afterUnpublish?: (targetPath: string) => Promise<void>;
   /** The use case's clock, for tests. */
   now?: () => number;
 }
@@ -54,6 +55,7 @@ export function wireVolumes(
     metrics: options.metrics ?? noMetrics,
     rotation: options.rotation ?? { enabled: false, pollIntervalMs: 0 },
     afterPublish: options.afterPublish,
+    afterUnpublish: options.afterUnpublish,
     now: options.now,
   });
   return { volumes, providers, mounter, writer };

@@ -63,6 +63,8 @@ export interface WriteResult {
 /** Writes validated files into a target dir with kubelet AtomicWriter semantics (lib/files/). */
 export interface PayloadWriter {
   write(targetDir: string, files: ProviderFile[]): Promise<WriteResult>;
+  /** The payload the target currently shows (sorted by path); null when nothing was written there. */
+  read(targetDir: string): Promise<ProviderFile[] | null>;
 }
 
 /** A SecretProviderClass, reduced to what the driver uses. */

@@ -54,6 +54,8 @@ export interface VolumeDeps {
   providerTimeoutMs: number;
   /** Called after the files are in place (SPCPS, secret sync); a failure fails the publish like upstream. */
   afterPublish?: (published: Published) => Promise<void>;
+  /** Called after a volume was unmounted and removed (SPCPS `mounted: false`); failures are only logged. */
+  afterUnpublish?: (targetPath: string) => Promise<void>;
   /** Milliseconds since the epoch; a parameter so tests can move time. */
   now?: () => number;
   /** In [0, 1): spreads the rotations of volumes found after a restart. */
@@ -307,6 +309,9 @@ export class VolumeManager implements VolumeService {
       throw err;
     }
     this.#volumes.delete(target);
+    await this.deps.afterUnpublish?.(target).catch((err) =>
+      this.deps.log.error("failed to record the unpublish", { targetPath: target, error: messageOf(err) })
+    );
     this.deps.metrics.nodeUnpublish();
     this.deps.metrics.mountedVolumes(this.#volumes.size);
     this.deps.log.info("node unpublish volume complete", { targetPath: target });

@@ -81,6 +81,8 @@ export async function startDriver(options: DriverOptions): Promise<Server> {
     options.providerVolume,
     "--spc-dir",
     options.spcDir,
+    // Tests run in parallel: an ephemeral port instead of the default :8095.
+    "--metrics-addr=127.0.0.1:0",
     ...(options.extraArgs ?? []),
   ];
   const server = spawnServer(Deno.execPath(), args, options.endpointSocket);

@@ -71,6 +71,7 @@ interface Fault {
 interface Waiter {
   filter?: RequestFilter;
   resolve: (record: RequestRecord) => void;
+  reject: (err: Error) => void;
 }
 
 const unavailable = () =>
@@ -207,17 +208,23 @@ export class ApiServer {
    */
   nextRequest(filter?: RequestFilter, timeoutMs = 10_000): Promise<RequestRecord> {
     return new Promise((resolve, reject) => {
+      const settle = (then: () => void) => {
+        clearTimeout(timer);
+        this.#waiters.delete(waiter);
+        then();
+      };
       const waiter: Waiter = {
         filter,
-        resolve: (record) => {
-          clearTimeout(timer);
-          resolve(record);
-        },
+        resolve: (record) => settle(() => resolve(record)),
+        reject: (err) => settle(() => reject(err)),
       };
-      const timer = setTimeout(() => {
-        this.#waiters.delete(waiter);
-        reject(new Error(`no request matching ${JSON.stringify(filter ?? {})} within ${timeoutMs} ms`));
-      }, timeoutMs);
+      const timer = setTimeout(
+        () =>
+          waiter.reject(
+            new Error(`no request matching ${JSON.stringify(filter ?? {})} within ${timeoutMs} ms`),
+          ),
+        timeoutMs,
+      );
       this.#waiters.add(waiter);
     });
   }
@@ -247,14 +254,20 @@ export class ApiServer {
 
   // --- lifecycle -----------------------------------------------------------------------------------
 
-  /** Stops listening as a crashed server would: open watches are cut, held requests get 503. */
+  /**
+   * Stops listening, as a server shutting down does: open watch streams end, held requests get 503, new
+   * connections are refused. (Streams end cleanly rather than being cut: under Deno, undici never reports a
+   * cut connection to a client-node Watch, whose only clue would be its 30 s inactivity timeout.)
+   */
   async stop(): Promise<void> {
     const server = this.#server;
     if (server === undefined) return;
     this.#server = undefined;
-    for (const watch of [...this.#watches]) watch.abort();
+    // Refuse new connections first, so a client reconnecting at once sees the server gone.
+    const finished = server.shutdown();
+    for (const watch of [...this.#watches]) watch.close();
     this.#releaseHeld();
-    await server.shutdown();
+    await finished;
   }
 
   /**
@@ -267,10 +280,10 @@ export class ApiServer {
     await this.#listen(this.#port);
   }
 
-  /** Stops the server for good. */
+  /** Stops the server for good; pending nextRequest() calls reject. */
   async close(): Promise<void> {
     await this.stop();
-    this.#faults = [];
+    for (const waiter of [...this.#waiters]) waiter.reject(new Error("the API server stand-in was closed"));
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -324,10 +337,7 @@ export class ApiServer {
     if (authorization !== null) record.authorization = authorization;
     this.#requests.push(record);
     for (const waiter of [...this.#waiters]) {
-      if (matches(record, waiter.filter)) {
-        this.#waiters.delete(waiter);
-        waiter.resolve(record);
-      }
+      if (matches(record, waiter.filter)) waiter.resolve(record);
     }
     return record;
   }
@@ -347,27 +357,16 @@ export class ApiServer {
     }
     if (this.#pause === "fail") return jsonResponse(503, unavailable().status);
     if (this.#pause === "hang") {
-      const stillRunning = await this.#hold(req.signal);
+      const stillRunning = await this.#hold();
       if (!stillRunning) return jsonResponse(503, unavailable().status);
     }
     if (this.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.delayMs));
     return handle(req, context);
   }
 
-  /** Waits for resume() (true), stop() or the client giving up (false). */
-  #hold(signal: AbortSignal): Promise<boolean> {
-    return new Promise((resolve) => {
-      const release = () => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(this.#server !== undefined);
-      };
-      const onAbort = () => {
-        this.#held.delete(release);
-        resolve(false);
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
-      this.#held.add(release);
-    });
+  /** Waits for resume() (true) or stop() (false). */
+  #hold(): Promise<boolean> {
+    return new Promise((resolve) => this.#held.add(() => resolve(this.#server !== undefined)));
   }
 }
 

@@ -93,6 +93,11 @@ function specOf(object: KubeObject): Record<string, unknown> {
   return rest;
 }
 
+/** A copy of a change for a reader; the resource type stays the shared table entry (compared by identity). */
+function copyChange(change: Change): Change {
+  return { ...change, object: structuredClone(change.object), previous: structuredClone(change.previous) };
+}
+
 /** Options of a {@link Store}. */
 export interface StoreOptions {
   /** How many changes stay replayable for watches; older resourceVersions get 410 Expired. */
@@ -150,7 +155,7 @@ export class Store {
   /** Changes of one resource after `rv`, oldest first; undefined when `rv` is older than the history. */
   changesSince(type: ResourceType, rv: number): Change[] | undefined {
     if (rv < this.#compactedRv) return undefined;
-    return this.#history.filter((c) => c.rv > rv && c.resource === type).map((c) => structuredClone(c));
+    return this.#history.filter((c) => c.rv > rv && c.resource === type).map(copyChange);
   }
 
   /** The object, or undefined. */
@@ -210,12 +215,12 @@ export class Store {
     body: unknown,
     subresource?: string,
   ): KubeObject {
-    const existing = this.get(type, namespace, name);
     const incoming = this.#accept(type, namespace, body);
     const meta = incoming.metadata;
     if (meta.name !== undefined && meta.name !== name) {
       throw badRequest(`the name of the object (${meta.name}) does not match the name on the URL (${name})`);
     }
+    const existing = this.get(type, namespace, name);
     if (meta.resourceVersion && meta.resourceVersion !== existing.metadata.resourceVersion) {
       throw conflict(type, name);
     }
@@ -404,7 +409,7 @@ export class Store {
     };
     this.#history.push(change);
     while (this.#history.length > this.#historyLimit) this.#compactedRv = this.#history.shift()!.rv;
-    for (const listener of this.#listeners) listener(structuredClone(change));
+    for (const listener of this.#listeners) listener(copyChange(change));
     return structuredClone(object);
   }
 

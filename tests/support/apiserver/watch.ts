@@ -17,10 +17,9 @@ export interface WatchParams {
   match: Matcher;
 }
 
-/** An open watch stream that the server can end: gracefully (close) or as a dropped connection (abort). */
+/** An open watch stream that the server can end. */
 export interface WatchHandle {
   close(): void;
-  abort(): void;
 }
 
 type EventType = "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
@@ -81,11 +80,10 @@ export function serveWatch(
         unsubscribe();
         unregister();
       };
-      const end = (how: "close" | "abort") => {
+      const end = () => {
         if (!open) return;
         cleanup();
-        if (how === "close") controller.close();
-        else controller.error(new Error("API server stopped"));
+        controller.close();
       };
 
       if (fromVersion === undefined) {
@@ -101,13 +99,13 @@ export function serveWatch(
             "Expired",
           );
           send("ERROR", expired.status);
-          end("close");
+          end();
           return;
         }
         replay.forEach(sendChange);
       }
       unsubscribe = store.subscribe(sendChange);
-      unregister = register({ close: () => end("close"), abort: () => end("abort") });
+      unregister = register({ close: end });
       if (params.allowWatchBookmarks) {
         timers.push(setInterval(() => {
           const metadata = { resourceVersion: String(store.resourceVersion) };
@@ -119,7 +117,7 @@ export function serveWatch(
         }, bookmarkIntervalMs));
       }
       if (params.timeoutSeconds !== undefined) {
-        timers.push(setTimeout(() => end("close"), params.timeoutSeconds * 1000));
+        timers.push(setTimeout(() => end(), params.timeoutSeconds * 1000));
       }
     },
     cancel() {

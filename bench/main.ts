@@ -1,0 +1,128 @@
+/**
+ * `deno task bench`: every benchmark of the driver on this machine (as root: it mounts tmpfs). Prints one
+ * JSON document on stdout and a short table on stderr; `--out FILE` also writes the JSON to FILE.
+ * `--quick` (or BENCH_QUICK=1) runs everything with tiny counts, for the smoke test. Counts can be
+ * overridden with BENCH_* variables (bench/options.ts). The bench measures and reports; it never asserts.
+ */
+import { parseArgs } from "node:util";
+import { benchBurst } from "./burst.ts";
+import { World } from "./fixture.ts";
+import { describeMachine } from "./machine.ts";
+import { benchMemory } from "./memory.ts";
+import { benchOptions } from "./options.ts";
+import { benchProvider } from "./provider.ts";
+import { benchPublishLatency } from "./publish.ts";
+import { benchRepublish } from "./republish.ts";
+import { checkTargets, table } from "./report.ts";
+import { benchStages, mountinfoScaling } from "./stages.ts";
+import { benchStartup } from "./startup.ts";
+
+/** Progress on stderr, so stdout stays one JSON document. */
+function progress(text: string): void {
+  console.error(`[bench] ${text}`);
+}
+
+async function timed<T>(name: string, work: () => Promise<T>): Promise<T> {
+  const started = performance.now();
+  progress(`${name}...`);
+  const result = await work();
+  progress(`${name} done in ${((performance.now() - started) / 1000).toFixed(1)}s`);
+  return result;
+}
+
+async function run(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { quick: { type: "boolean" }, out: { type: "string" } } });
+  if (Deno.uid() !== 0) throw new Error("the bench mounts tmpfs and needs root: run it as root");
+  const quick = values.quick === true || Deno.env.get("BENCH_QUICK") === "1";
+  const options = benchOptions(quick, (name) => Deno.env.get(name));
+  const started = performance.now();
+  const startedAt = new Date().toISOString();
+  const machine = await describeMachine();
+  const world = await World.create();
+  try {
+    const driver = await world.startDriver();
+    let publish, burst;
+    try {
+      publish = await timed("1. publish latency", () => benchPublishLatency(world, driver, options));
+      burst = await timed("2. burst", () => benchBurst(world, driver, options));
+    } finally {
+      await driver.stop();
+    }
+    const stages = await timed("1b. publish stage breakdown", async () => ({
+      ...await benchStages(world, options),
+      mountinfo_scaling: [
+        await mountinfoScaling(world, 0, options.stageCycles),
+        await mountinfoScaling(world, options.volumes, options.stageCycles),
+      ],
+    }));
+    const startup = await timed("4. start-up", () => benchStartup(world, options));
+    const republish = await timed("5. republish", () => benchRepublish(world, options));
+    const provider = await timed("6. provider client", () => benchProvider(world, options));
+    const memory = await timed("3. memory", () => benchMemory(world, options));
+    await world.ensureProvider();
+
+    const targets = checkTargets({ publish, burst, memory, startup });
+    const result = {
+      bench: "secrets-store-csi",
+      started_at: startedAt,
+      duration_s: Number(((performance.now() - started) / 1000).toFixed(1)),
+      quick,
+      options,
+      machine,
+      publish_latency: { ...publish, stage_breakdown: stages },
+      burst,
+      memory,
+      startup,
+      republish,
+      provider_client: provider,
+      targets,
+      provider_crashes: world.providerCrashes,
+    };
+    const json = JSON.stringify(result, null, 2);
+    console.log(json);
+    if (values.out) await Deno.writeTextFile(values.out, json + "\n");
+    console.error(table([
+      ["publish p50 ms", publish.publish_p50_ms],
+      ["publish p99 ms", publish.publish_p99_ms],
+      ["unpublish p50 ms", publish.unpublish_p50_ms],
+      ["baseline (exec mount) publish p50 ms", publish.baseline.publish_p50_ms],
+      ["ratio vs exec mount", publish.ratio_vs_exec_mount],
+      [`burst publishes/s (${burst.volumes}, ${burst.in_flight} in flight)`, burst.publishes_per_s],
+      ["burst publish p99 ms", burst.publish_p99_ms],
+      ["standalone idle RSS MiB", memory.standalone.idle_rss_mib],
+      [
+        `standalone RSS MiB at ${memory.standalone.mounted_volumes} mounts`,
+        memory.standalone.mounted_rss_mib,
+      ],
+      [
+        `standalone growth MiB over ${memory.standalone.cycles.count} cycles`,
+        memory.standalone.cycles.growth_mib,
+      ],
+      ["with k8s client idle RSS MiB", memory.kubernetes_client.idle_rss_mib],
+      [
+        `with k8s client RSS MiB at ${memory.kubernetes_client.mounted_volumes} mounts`,
+        memory.kubernetes_client.mounted_rss_mib,
+      ],
+      [
+        `with k8s client growth MiB over ${memory.kubernetes_client.cycles.count} cycles`,
+        memory.kubernetes_client.cycles.growth_mib,
+      ],
+      ["start to Probe ms", startup.to_probe_ms],
+      ["start to first publish ms", startup.to_first_publish_ms],
+      ["republish pass, rotation off, ms/volume", republish.rotation_off.per_volume_ms],
+      ["provider Mount round trips/s at 1 MiB", provider.mount_round_trips_per_s_1mib],
+      ["provider crashes during the run", world.providerCrashes.length],
+    ], targets));
+  } finally {
+    await world.close();
+  }
+}
+
+if (import.meta.main) {
+  try {
+    await run(Deno.args);
+  } catch (err) {
+    console.error(`bench failed: ${err instanceof Error ? err.stack ?? err.message : err}`);
+    Deno.exit(1);
+  }
+}
