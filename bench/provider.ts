@@ -4,7 +4,8 @@
  * default 4 MiB receive limit). Linear cost shows as a flat ms-per-MiB column.
  */
 import { silentLogger } from "../lib/log.ts";
-import { DEFAULT_MAX_RECV_BYTES, ProviderClient } from "../lib/provider/client.ts";
+import { DEFAULT_MAX_RECV_BYTES } from "../lib/config.ts";
+import { ProviderClient } from "../lib/provider/client.ts";
 import { LARGE_SIZES, type World } from "./fixture.ts";
 import type { BenchOptions } from "./options.ts";
 import { percentile, type Spread, spread } from "./stats.ts";

@@ -15,7 +15,7 @@ import { createLogger, type Logger, silentLogger } from "../lib/log.ts";
 import { MS_NODEV, MS_NOSUID, sysMount, sysUmount2, UMOUNT_NOFOLLOW } from "../lib/mount/libc.ts";
 import { isMountPoint, parseMountinfo, readMountinfo } from "../lib/mount/mountinfo.ts";
 import { DEFAULT_TMPFS_SIZE_BYTES } from "../lib/mount/tmpfs.ts";
-import { DEFAULT_MAX_RECV_BYTES } from "../lib/provider/client.ts";
+import { DEFAULT_MAX_RECV_BYTES } from "../lib/config.ts";
 import { localProvider } from "../lib/provider/local.ts";
 import { SpcDirectory } from "../lib/spc/files.ts";
 import type { ProviderFile } from "../lib/volume/ports.ts";

@@ -12,10 +12,11 @@ import {
 } from "./flags.ts";
 import { DRIVER_NAME } from "./version.ts";
 import { DEFAULT_TMPFS_SIZE_BYTES } from "./mount/tmpfs.ts";
-import { DEFAULT_MAX_RECV_BYTES } from "./provider/client.ts";
 
 export const DEFAULT_PROVIDER_DIR = "/var/run/secrets-store-csi-providers";
 export const DEFAULT_ADDITIONAL_PROVIDER_DIR = "/etc/kubernetes/secrets-store-csi-providers";
+/** grpc-go's default receive limit, which upstream keeps for provider responses. */
+export const DEFAULT_MAX_RECV_BYTES = 4 * 1024 * 1024;
 
 const LOGGING_FLAGS: FlagSpecs = {
   "log-format-json": {

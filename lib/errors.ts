@@ -2,13 +2,45 @@
  * Errors that cross a gRPC boundary. Every failure that reaches kubelet or a provider caller is a
  * DriverError: a gRPC status code plus one clear sentence.
  */
-import { status } from "@grpc/grpc-js";
+/**
+ * gRPC status codes (fixed by the gRPC spec), defined here rather than imported from @grpc/grpc-js so
+ * that commands which never open a socket (`version`, `--help`) do not load the gRPC library.
+ */
+export const GrpcStatus = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
+} as const;
 
-export { status as GrpcStatus };
+/** One of the gRPC status codes. */
+export type GrpcStatus = typeof GrpcStatus[keyof typeof GrpcStatus];
+
+const status = GrpcStatus;
+
+const STATUS_NAMES = new Map<number, string>(Object.entries(GrpcStatus).map(([name, code]) => [code, name]));
+
+/** The name of a gRPC status code ("INTERNAL"), or the number for an unknown code. */
+export function grpcStatusName(code: number): string {
+  return STATUS_NAMES.get(code) ?? String(code);
+}
 
 /** A failure with the gRPC status code it must be reported with. */
 export class DriverError extends Error {
-  constructor(readonly code: status, message: string, options?: ErrorOptions) {
+  constructor(readonly code: GrpcStatus, message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = "DriverError";
   }
@@ -25,7 +57,7 @@ export function messageOf(err: unknown): string {
 }
 
 /** Converts anything thrown into a DriverError, keeping a DriverError's own code. */
-export function toDriverError(err: unknown, fallback: status = status.INTERNAL): DriverError {
+export function toDriverError(err: unknown, fallback: GrpcStatus = GrpcStatus.INTERNAL): DriverError {
   if (err instanceof DriverError) return err;
   return new DriverError(fallback, messageOf(err), { cause: err });
 }

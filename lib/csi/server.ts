@@ -4,7 +4,7 @@
  * and shuts down gracefully.
  */
 import * as grpc from "@grpc/grpc-js";
-import { DriverError, GrpcStatus, messageOf } from "../errors.ts";
+import { DriverError, GrpcStatus, grpcStatusName, messageOf } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { csiServices } from "../proto.ts";
 import type { VolumeService } from "../volume/ports.ts";
@@ -90,7 +90,7 @@ function unaryImplementation(
         const { code, details } = toStatus(err);
         log.error("gRPC call failed", {
           ...fields,
-          code: GrpcStatus[code],
+          code: grpcStatusName(code),
           error: details,
           durationMs: Math.round(performance.now() - started),
         });

@@ -89,7 +89,7 @@ export interface MountAttempt {
 /** Turns a failed mount(2) of tmpfs into a DriverError whose message says what happened and to what. */
 export function explainMountError(err: SyscallError, attempt: MountAttempt): DriverError {
   const target = JSON.stringify(err.path);
-  const say = (sentence: string, code = GrpcStatus.INTERNAL) =>
+  const say = (sentence: string, code: GrpcStatus = GrpcStatus.INTERNAL) =>
     new DriverError(code, `${sentence} (mount(2) answered ${err.code})`, { cause: err });
   switch (err.code) {
     case "EPERM":
@@ -133,7 +133,7 @@ export function explainMountError(err: SyscallError, attempt: MountAttempt): Dri
 /** Turns a failed umount2(2) into a DriverError whose message says what happened and to what. */
 export function explainUnmountError(err: SyscallError): DriverError {
   const target = JSON.stringify(err.path);
-  const say = (sentence: string, code = GrpcStatus.INTERNAL) =>
+  const say = (sentence: string, code: GrpcStatus = GrpcStatus.INTERNAL) =>
     new DriverError(code, `${sentence} (umount2(2) answered ${err.code})`, { cause: err });
   switch (err.code) {
     case "EPERM":

@@ -7,7 +7,8 @@
  * upstream reports in its publish error metric.
  */
 import * as grpc from "@grpc/grpc-js";
-import { DriverError, GrpcStatus, toDriverError } from "../errors.ts";
+import { DEFAULT_MAX_RECV_BYTES } from "../config.ts";
+import { DriverError, GrpcStatus, grpcStatusName, toDriverError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { providerService } from "../proto.ts";
 import type { CallContext, MountRequest, MountResponse, ProviderCaller } from "../volume/ports.ts";
@@ -19,9 +20,6 @@ import {
   type WireVersionRequest,
   type WireVersionResponse,
 } from "./wire.ts";
-
-/** Upstream's default `--max-call-recv-msg-size`: gRPC's 4 MiB. */
-export const DEFAULT_MAX_RECV_BYTES = 4 * 1024 * 1024;
 
 /** Backoff for UNAVAILABLE; `attempts` counts the first call. */
 export interface RetryPolicy {
@@ -237,7 +235,7 @@ export class ProviderClient implements ProviderCaller {
       return new ProviderCallError(GrpcStatus.RESOURCE_EXHAUSTED, message, grpcReason, { cause: err });
     }
     if (err.code === GrpcStatus.CANCELLED && this.#closing.signal.aborted) return closedError(caller);
-    const codeName = GrpcStatus[err.code] ?? String(err.code);
+    const codeName = grpcStatusName(err.code);
     // grpc-js appends an empty "Resolution note: " to connection failures; it only confuses readers.
     const details = (err.details || err.message).replace(/\s*Resolution note:\s*$/, "");
     return new ProviderCallError(

@@ -14,14 +14,20 @@ interface SpcManifest {
   metadata?: { name?: unknown; namespace?: unknown };
 }
 
-/** Every SecretProviderClass object in a (multi-document) YAML file; other kinds are ignored. */
-export async function readSpcManifests(file: string): Promise<SpcManifest[]> {
-  let text: string;
+async function readText(file: string): Promise<string> {
   try {
-    text = await Deno.readTextFile(file);
+    return await Deno.readTextFile(file);
   } catch (err) {
     throw new DriverError(GrpcStatus.FAILED_PRECONDITION, `cannot read ${file}: ${messageOf(err)}`);
   }
+}
+
+/** Every SecretProviderClass object in a (multi-document) YAML file; other kinds are ignored. */
+export async function readSpcManifests(file: string): Promise<SpcManifest[]> {
+  return parseSpcManifests(file, await readText(file));
+}
+
+function parseSpcManifests(file: string, text: string): SpcManifest[] {
   const found: SpcManifest[] = [];
   for (const doc of parseAllDocuments(text)) {
     if (doc.errors.length > 0) {
@@ -36,18 +42,32 @@ export async function readSpcManifests(file: string): Promise<SpcManifest[]> {
   return found;
 }
 
-/** Reads the directory on each lookup, so edits apply to the next publish without a restart. */
+/**
+ * Reads the directory on each lookup, so edits apply to the next publish without a restart; a file is
+ * parsed again only when its text changed (parsing YAML costs far more than reading the file).
+ */
 export class SpcDirectory implements SpcSource {
+  readonly #parsed = new Map<string, { text: string; manifests: SpcManifest[] }>();
+
   constructor(private readonly dir: string) {}
 
   async get(namespace: string, name: string): Promise<SecretProviderClass> {
     for (const file of await this.#files()) {
-      const match = (await readSpcManifests(file)).find((m) =>
+      const match = (await this.#manifests(file)).find((m) =>
         m.metadata?.name === name && (m.metadata?.namespace ?? "default") === namespace
       );
       if (match) return toSecretProviderClass(match, file);
     }
     throw notFound(`secretproviderclass ${namespace}/${name} not found in ${this.dir}`);
+  }
+
+  async #manifests(file: string): Promise<SpcManifest[]> {
+    const text = await readText(file);
+    const cached = this.#parsed.get(file);
+    if (cached?.text === text) return cached.manifests;
+    const manifests = parseSpcManifests(file, text);
+    this.#parsed.set(file, { text, manifests });
+    return manifests;
   }
 
   async #files(): Promise<string[]> {
@@ -62,6 +82,7 @@ export class SpcDirectory implements SpcSource {
         `cannot read --spc-dir ${this.dir}: ${messageOf(err)}`,
       );
     }
+    for (const file of this.#parsed.keys()) if (!files.includes(file)) this.#parsed.delete(file);
     return files.sort();
   }
 }

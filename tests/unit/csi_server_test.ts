@@ -8,7 +8,7 @@ import { Buffer } from "node:buffer";
 import { connectCsi, type CsiClient } from "../../lib/csi/client.ts";
 import type { NodePublishVolumeRequest } from "../../lib/csi/node.ts";
 import { type CsiServer, SOCKET_MODE, startCsiServer } from "../../lib/csi/server.ts";
-import { DriverError, GrpcStatus } from "../../lib/errors.ts";
+import { DriverError, GrpcStatus, grpcStatusName } from "../../lib/errors.ts";
 import { createLogger } from "../../lib/log.ts";
 import type { PublishRequest, VolumeService } from "../../lib/volume/ports.ts";
 
@@ -73,7 +73,7 @@ async function withServer(
 /** Asserts that `promise` rejects with a gRPC status `code` and exactly `message`. */
 async function assertStatus(promise: Promise<unknown>, code: grpc.status, message?: string): Promise<void> {
   await assert.rejects(promise, (err: grpc.ServiceError) => {
-    assert.equal(GrpcStatus[err.code], GrpcStatus[code], `unexpected status: ${err.details}`);
+    assert.equal(grpcStatusName(err.code), grpcStatusName(code), `unexpected status: ${err.details}`);
     if (message !== undefined) assert.equal(err.details, message);
     return true;
   });
