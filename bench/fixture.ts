@@ -6,7 +6,7 @@
  */
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { connectCsi, type CsiClient } from "../lib/csi/client.ts";
+import { connectCsi, type CsiClient, kubeletPublishRequest } from "../lib/csi/client.ts";
 import type { NodePublishVolumeRequest } from "../lib/csi/node.ts";
 import { MNT_DETACH, sysUmount2 } from "../lib/mount/libc.ts";
 import { mountsUnder } from "../lib/mount/mountinfo.ts";
@@ -333,21 +333,7 @@ export class World {
 
   /** The NodePublishVolume request kubelet sends for `pod`'s inline volume of SPC `spc`. */
   publishRequest(pod: string, spc: string = SPC.small): NodePublishVolumeRequest {
-    return {
-      volume_id: `csi-${pod}`,
-      target_path: this.target(pod),
-      volume_capability: { mount: {}, access_mode: { mode: "SINGLE_NODE_READER_ONLY" } },
-      readonly: true,
-      volume_context: {
-        secretProviderClass: spc,
-        "csi.storage.k8s.io/pod.name": pod,
-        "csi.storage.k8s.io/pod.namespace": "default",
-        "csi.storage.k8s.io/pod.uid": `uid-${pod}`,
-        "csi.storage.k8s.io/serviceAccount.name": "default",
-        "csi.storage.k8s.io/ephemeral": "true",
-      },
-      secrets: {},
-    };
+    return kubeletPublishRequest({ pod, targetPath: this.target(pod), spc });
   }
 
   /** Mount points below the temp dir. */

@@ -6,7 +6,7 @@
  */
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { connectCsi } from "../lib/csi/client.ts";
+import { connectCsi, kubeletPublishRequest } from "../lib/csi/client.ts";
 import { readMountinfo } from "../lib/mount/mountinfo.ts";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -98,21 +98,9 @@ async function demo(): Promise<void> {
       console.log(`plugin ${info.name} ${info.vendor_version}, node ${(await csi.nodeGetInfo()).node_id}`);
 
       step(`NodePublishVolume ${target}`);
-      await csi.nodePublishVolume({
-        volume_id: "csi-demo-volume",
-        target_path: target,
-        volume_capability: { mount: {}, access_mode: { mode: "SINGLE_NODE_READER_ONLY" } },
-        readonly: true,
-        volume_context: {
-          secretProviderClass: "demo-local",
-          "csi.storage.k8s.io/pod.name": "demo-pod",
-          "csi.storage.k8s.io/pod.namespace": "default",
-          "csi.storage.k8s.io/pod.uid": "0f1e2d3c",
-          "csi.storage.k8s.io/serviceAccount.name": "default",
-          "csi.storage.k8s.io/ephemeral": "true",
-        },
-        secrets: {},
-      });
+      await csi.nodePublishVolume(
+        kubeletPublishRequest({ pod: "demo-pod", podUid: "0f1e2d3c", targetPath: target, spc: "demo-local" }),
+      );
       step("mounted tree (contents not printed)");
       await showTree(target);
       step("mount line");
@@ -125,7 +113,7 @@ async function demo(): Promise<void> {
       );
 
       step("NodeUnpublishVolume");
-      await csi.nodeUnpublishVolume({ volume_id: "csi-demo-volume", target_path: target });
+      await csi.nodeUnpublishVolume({ volume_id: "csi-demo-pod", target_path: target });
     } finally {
       csi.close();
     }

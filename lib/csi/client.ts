@@ -85,3 +85,35 @@ export function connectCsi(endpoint: string): CsiClient {
     close: () => identity.close(),
   };
 }
+
+/** Who a kubelet-shaped publish request is for. */
+export interface PublishFor {
+  pod: string;
+  namespace?: string;
+  targetPath: string;
+  /** SecretProviderClass name (volume attribute `secretProviderClass`). */
+  spc: string;
+  podUid?: string;
+}
+
+/**
+ * A NodePublishVolumeRequest shaped like kubelet's for an inline secrets-store volume (podInfoOnMount,
+ * ephemeral, readonly), for the demo, tests and benchmarks.
+ */
+export function kubeletPublishRequest(p: PublishFor): NodePublishVolumeRequest {
+  return {
+    volume_id: `csi-${p.pod}`,
+    target_path: p.targetPath,
+    volume_capability: { mount: {}, access_mode: { mode: "SINGLE_NODE_READER_ONLY" } },
+    readonly: true,
+    volume_context: {
+      secretProviderClass: p.spc,
+      "csi.storage.k8s.io/pod.name": p.pod,
+      "csi.storage.k8s.io/pod.namespace": p.namespace ?? "default",
+      "csi.storage.k8s.io/pod.uid": p.podUid ?? `uid-${p.pod}`,
+      "csi.storage.k8s.io/serviceAccount.name": "default",
+      "csi.storage.k8s.io/ephemeral": "true",
+    },
+    secrets: {},
+  };
+}

@@ -141,13 +141,7 @@ export class VolumeManager implements VolumeService {
       await this.deps.mounter.mount(target);
       mounted = true;
       reason = Reason.provider;
-      const response = await this.deps.providers.mount(spc.provider, {
-        attributes: providerAttributes(spc, request),
-        secrets: providerSecrets(request),
-        targetPath: target,
-        permission: FILE_PERMISSION,
-        currentObjectVersion: [],
-      }, { ...pod, timeoutMs: this.deps.providerTimeoutMs });
+      const response = await this.#fetch(spc, request, target, pod, []);
       reason = Reason.mount;
       await this.#write(target, response.files, spc.provider);
       await this.deps.afterPublish?.({
@@ -202,13 +196,7 @@ export class VolumeManager implements VolumeService {
       const spc = await this.deps.spcs.get(pod.namespace, request.volumeContext[CONTEXT.spc] ?? "");
       provider = spc.provider;
       reason = Reason.provider;
-      const response = await this.deps.providers.mount(spc.provider, {
-        attributes: providerAttributes(spc, request),
-        secrets: providerSecrets(request),
-        targetPath: target,
-        permission: FILE_PERMISSION,
-        currentObjectVersion: state.objectVersions,
-      }, { ...pod, timeoutMs: this.deps.providerTimeoutMs });
+      const response = await this.#fetch(spc, request, target, pod, state.objectVersions);
       reason = Reason.rotate;
       const { changed } = await this.#write(target, response.files, spc.provider);
       this.#volumes.set(target, {
@@ -285,6 +273,23 @@ export class VolumeManager implements VolumeService {
       await this.deps.mounter.unmount(target);
       return false;
     }
+  }
+
+  /** Asks the SPC's provider for the volume's files, as upstream builds the MountRequest. */
+  #fetch(
+    spc: SecretProviderClass,
+    request: PublishRequest,
+    target: string,
+    pod: { pod: string; namespace: string },
+    currentObjectVersion: ObjectVersion[],
+  ) {
+    return this.deps.providers.mount(spc.provider, {
+      attributes: providerAttributes(spc, request),
+      secrets: providerSecrets(request),
+      targetPath: target,
+      permission: FILE_PERMISSION,
+      currentObjectVersion,
+    }, { ...pod, timeoutMs: this.deps.providerTimeoutMs });
   }
 
   async #write(target: string, files: ProviderFile[], provider: string) {

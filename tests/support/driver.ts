@@ -4,7 +4,7 @@
  * scripted TestProvider. Everything lives under one temp dir that `close()` unmounts and removes.
  */
 import { join } from "node:path";
-import { connectCsi, type CsiClient } from "../../lib/csi/client.ts";
+import { connectCsi, type CsiClient, kubeletPublishRequest } from "../../lib/csi/client.ts";
 import type { NodePublishVolumeRequest } from "../../lib/csi/node.ts";
 import { startCsiServer } from "../../lib/csi/server.ts";
 import { type Wired, wireVolumes } from "../../lib/commands/wiring.ts";
@@ -91,21 +91,8 @@ export async function startTestDriver(options: TestDriverOptions = {}): Promise<
   await addSpc("spc-test", "test");
 
   const target = (pod: string) => join(dir, "pods", pod, "volumes/kubernetes.io~csi/secrets/mount");
-  const publishRequest = (pod: string, spc = "spc-test"): NodePublishVolumeRequest => ({
-    volume_id: `csi-${pod}`,
-    target_path: target(pod),
-    volume_capability: { mount: {}, access_mode: { mode: "SINGLE_NODE_READER_ONLY" } },
-    readonly: true,
-    volume_context: {
-      secretProviderClass: spc,
-      "csi.storage.k8s.io/pod.name": pod,
-      "csi.storage.k8s.io/pod.namespace": "default",
-      "csi.storage.k8s.io/pod.uid": `uid-${pod}`,
-      "csi.storage.k8s.io/serviceAccount.name": "default",
-      "csi.storage.k8s.io/ephemeral": "true",
-    },
-    secrets: {},
-  } as NodePublishVolumeRequest);
+  const publishRequest = (pod: string, spc = "spc-test"): NodePublishVolumeRequest =>
+    kubeletPublishRequest({ pod, targetPath: target(pod), spc });
 
   const mounts = async () => (await mountsUnder(dir)).map((m) => m.mountPoint);
 
