@@ -8,6 +8,9 @@ import { startMetricsServer } from "../metrics-server.ts";
 import { noswapSupported, swapIsOn } from "../mount/tmpfs.ts";
 import { startProviderHealthCheck } from "../provider/health.ts";
 import { SpcDirectory } from "../spc/files.ts";
+import { type KubernetesParts, startKubernetes } from "../k8s/setup.ts";
+import type { MountedReader } from "../k8s/secret-sync.ts";
+import type { DriverMetrics } from "../metrics.ts";
 import { DRIVER_VERSION } from "../version.ts";
 import type { SpcSource } from "../volume/ports.ts";
 import { untilTerminated } from "./signals.ts";
@@ -16,11 +19,30 @@ import { wireVolumes } from "./wiring.ts";
 /** How long in-flight CSI calls may run on after SIGTERM before they are cut. */
 const SHUTDOWN_GRACE_MS = 10_000;
 
-function spcSource(config: NodeConfig): SpcSource {
-  if (config.spcDir) return new SpcDirectory(config.spcDir);
-  throw new Error(
-    "no SecretProviderClass source: pass --spc-dir DIR to run standalone (the Kubernetes API source is not built yet)",
-  );
+/**
+ * Where SecretProviderClasses come from: `--spc-dir` (standalone), else the cluster (--kubeconfig,
+ * $KUBECONFIG or the in-cluster account), whose parts also record SPCPS objects and sync Secrets.
+ */
+async function spcSource(
+  config: NodeConfig,
+  log: Logger,
+  metrics: DriverMetrics,
+  reader: MountedReader,
+): Promise<{ spcs: SpcSource; kubernetes?: KubernetesParts }> {
+  if (config.spcDir) return { spcs: new SpcDirectory(config.spcDir) };
+  const kubernetes = await startKubernetes({
+    kubeconfig: config.kubeconfig,
+    nodeId: config.nodeId,
+    log,
+    metrics,
+    reader,
+  });
+  if (kubernetes === null) {
+    throw new Error(
+      "no SecretProviderClass source: pass --kubeconfig, run in-cluster, or pass --spc-dir DIR to run standalone",
+    );
+  }
+  return { spcs: kubernetes.spcs, kubernetes };
 }
 
 /** The seed's security note: swapped-out tmpfs pages can persist secret material on disk. */
@@ -45,17 +67,25 @@ async function socketServes(path: string): Promise<boolean> {
 /** Runs the node plugin until SIGTERM/SIGINT; resolves with the exit code. */
 export async function runNode(config: NodeConfig): Promise<number> {
   const log = createLogger(config.logging);
-  const spcs = spcSource(config);
   const socketPath = parseEndpoint(config.endpoint);
   const metrics = new PrometheusMetrics();
+  // The sync controller reads volumes through the writer wireVolumes creates below.
+  const late: { writer?: MountedReader } = {};
+  const { spcs, kubernetes } = await spcSource(config, log, metrics, {
+    read: (targetDir) => late.writer!.read(targetDir),
+  });
   const metricsServer = config.metricsAddr === ""
     ? undefined
     : startMetricsServer(config.metricsAddr, metrics.registry, () => socketServes(socketPath), log);
   await warnAboutSwap(log);
-  const { volumes, providers } = wireVolumes(config.provider, spcs, log, {
+  const wired = wireVolumes(config.provider, spcs, log, {
     metrics,
     rotation: config.rotation,
+    afterPublish: kubernetes?.afterPublish,
+    afterUnpublish: kubernetes?.afterUnpublish,
   });
+  const { volumes, providers } = wired;
+  late.writer = wired.writer;
   const server = await startCsiServer({
     endpoint: config.endpoint,
     driverName: config.driverName,
@@ -84,6 +114,7 @@ export async function runNode(config: NodeConfig): Promise<number> {
   log.info("shutting down", { signal });
   health?.stop();
   await server.shutdown(SHUTDOWN_GRACE_MS);
+  await kubernetes?.stop();
   providers.close();
   await metricsServer?.close();
   return 0;

@@ -11,7 +11,8 @@ import { type Wired, wireVolumes } from "../../lib/commands/wiring.ts";
 import type { ProviderConfig } from "../../lib/config.ts";
 import { type Logger, silentLogger } from "../../lib/log.ts";
 import type { DriverMetrics } from "../../lib/metrics.ts";
-import type { RotationConfig } from "../../lib/volume/publish.ts";
+import type { Published, RotationConfig } from "../../lib/volume/publish.ts";
+import type { SpcSource } from "../../lib/volume/ports.ts";
 import { mountsUnder } from "../../lib/mount/mountinfo.ts";
 import { MNT_DETACH, sysUmount2 } from "../../lib/mount/libc.ts";
 import { SpcDirectory } from "../../lib/spc/files.ts";
@@ -41,6 +42,12 @@ export interface TestDriverOptions {
   log?: Logger;
   /** The driver's clock (ms); rotation tests move it. */
   now?: () => number;
+  /** SecretProviderClasses from here instead of the temp dir's spc/ (addSpc then writes unused files). */
+  spcs?: SpcSource;
+  afterPublish?: (published: Published) => Promise<void>;
+  afterUnpublish?: (targetPath: string) => Promise<void>;
+  /** NodeGetInfo's node id (default node-1). */
+  nodeId?: string;
 }
 
 /** Starts a driver with a TestProvider named `test` and an SPC `spc-test` pointing at it. */
@@ -59,17 +66,19 @@ export async function startTestDriver(options: TestDriverOptions = {}): Promise<
     ...options.provider,
   };
   const log = options.log ?? silentLogger;
-  const wired = wireVolumes(config, new SpcDirectory(spcDir), log, {
+  const wired = wireVolumes(config, options.spcs ?? new SpcDirectory(spcDir), log, {
     rotation: options.rotation,
     metrics: options.metrics,
     now: options.now,
+    afterPublish: options.afterPublish,
+    afterUnpublish: options.afterUnpublish,
   });
   const endpoint = `unix://${join(dir, "csi.sock")}`;
   const server = await startCsiServer({
     endpoint,
     driverName: "secrets-store.csi.k8s.io",
     version: "test",
-    nodeId: "node-1",
+    nodeId: options.nodeId ?? "node-1",
     volumes: wired.volumes,
     log,
   });

@@ -1,0 +1,210 @@
+/**
+ * A list-then-watch cache of one resource (client-go's reflector + store, reduced to what the driver
+ * needs). The loop never depends on a transport noticing a dropped stream: each watch asks the server to
+ * end it after `watchTimeoutSeconds` and gives up on a silent stream, and stop() cancels the stream
+ * itself. A watch that ends is resumed from the last resourceVersion seen; a 410 Expired (e.g. after an
+ * API server restart) re-lists, and the re-list reports every difference, so no change is lost.
+ */
+import { messageOf } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { type KubeApi, KubeApiError, type KubeObject, type ResourceName, type WatchEvent } from "./api.ts";
+
+/** What changed in the cache. */
+export type ChangeType = "added" | "updated" | "deleted";
+
+/** Options of an {@link Informer}. */
+export interface InformerOptions {
+  api: KubeApi;
+  resource: ResourceName;
+  labelSelector?: string;
+  log: Logger;
+  /** Called for every change of the cache, after it is applied. */
+  onChange?: (type: ChangeType, object: KubeObject) => void;
+  /** The server ends each watch after this long (default 300 s, as client-go's 5–10 min). */
+  watchTimeoutSeconds?: number;
+  /** Delay after a failed list or watch, doubled per failure up to `maxBackoffMs`. */
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+/** `namespace/name` */
+export function objectKey(namespace: string | undefined, name: string | undefined): string {
+  return `${namespace ?? ""}/${name ?? ""}`;
+}
+
+const keyOf = (o: KubeObject) => objectKey(o.metadata.namespace, o.metadata.name);
+
+/** Signals a 410 from a watch: the loop re-lists. */
+class Expired extends Error {}
+
+/** A cache of the objects of one resource, kept current by list and watch. */
+export class Informer<T extends KubeObject = KubeObject> {
+  readonly #options: InformerOptions;
+  readonly #objects = new Map<string, T>();
+  readonly #abort = new AbortController();
+  #resourceVersion: string | undefined;
+  #loop: Promise<void> | undefined;
+  #synced = false;
+  #syncWaiters: (() => void)[] = [];
+
+  constructor(options: InformerOptions) {
+    this.#options = options;
+  }
+
+  /** Starts listing and watching in the background. */
+  start(): void {
+    this.#loop ??= this.#run();
+  }
+
+  /** True once the first list has filled the cache. */
+  get synced(): boolean {
+    return this.#synced;
+  }
+
+  /** Resolves true once the first list has completed, or false after `timeoutMs`. */
+  waitForSync(timeoutMs: number): Promise<boolean> {
+    if (this.#synced) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#syncWaiters = this.#syncWaiters.filter((w) => w !== done);
+        resolve(false);
+      }, timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.#syncWaiters.push(done);
+    });
+  }
+
+  /** The cached object, if any. */
+  get(namespace: string, name: string): T | undefined {
+    return this.#objects.get(objectKey(namespace, name));
+  }
+
+  /** Every cached object. */
+  list(): T[] {
+    return [...this.#objects.values()];
+  }
+
+  /** Stops the loop and waits for it to end. */
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    for (const waiter of this.#syncWaiters.splice(0)) waiter();
+    await this.#loop;
+  }
+
+  async #run(): Promise<void> {
+    const { initialBackoffMs = 200, maxBackoffMs = 10_000 } = this.#options;
+    const signal = this.#abort.signal;
+    const log = this.#options.log.with({ resource: this.#options.resource });
+    let backoff = initialBackoffMs;
+    while (!signal.aborted) {
+      try {
+        if (this.#resourceVersion === undefined) await this.#relist();
+        await this.#watch();
+        backoff = initialBackoffMs;
+      } catch (err) {
+        if (signal.aborted) break;
+        if (err instanceof Expired) {
+          log.info("watch expired; listing again", {}, 2);
+          this.#resourceVersion = undefined;
+          continue;
+        }
+        log.warn("list or watch failed; retrying", { error: messageOf(err), retryInMs: backoff });
+        await sleep(backoff, signal);
+        backoff = Math.min(backoff * 2, maxBackoffMs);
+      }
+    }
+  }
+
+  async #relist(): Promise<void> {
+    const list = await this.#options.api.list<T>(this.#options.resource, {
+      labelSelector: this.#options.labelSelector,
+      signal: this.#abort.signal,
+    });
+    const seen = new Set<string>();
+    for (const object of list.items) {
+      const key = keyOf(object);
+      seen.add(key);
+      const old = this.#objects.get(key);
+      this.#objects.set(key, object);
+      if (old === undefined) this.#emit("added", object);
+      else if (old.metadata.resourceVersion !== object.metadata.resourceVersion) {
+        this.#emit("updated", object);
+      }
+    }
+    for (const [key, old] of [...this.#objects]) {
+      if (seen.has(key)) continue;
+      this.#objects.delete(key);
+      this.#emit("deleted", old);
+    }
+    this.#resourceVersion = list.metadata.resourceVersion ?? "";
+    if (!this.#synced) {
+      this.#synced = true;
+      for (const waiter of this.#syncWaiters.splice(0)) waiter();
+    }
+  }
+
+  async #watch(): Promise<void> {
+    const timeoutSeconds = this.#options.watchTimeoutSeconds ?? 300;
+    let expired = false;
+    await this.#options.api.watch(this.#options.resource, {
+      labelSelector: this.#options.labelSelector,
+      resourceVersion: this.#resourceVersion,
+      timeoutSeconds,
+      // Bookmarks come about once a minute from a real server; the server's own timeout comes first.
+      inactivityMs: (timeoutSeconds + 60) * 1000,
+    }, (event) => {
+      if (expired) return;
+      if (event.type === "ERROR") {
+        if (event.object.code === 410) expired = true;
+        else {throw new KubeApiError(
+            event.object.code ?? 0,
+            event.object.reason ?? "",
+            event.object.message ?? "",
+          );}
+        return;
+      }
+      this.#apply(event);
+    }, this.#abort.signal);
+    if (expired) throw new Expired();
+  }
+
+  #apply(event: WatchEvent): void {
+    const object = event.object as T;
+    const version = object.metadata?.resourceVersion;
+    if (version) this.#resourceVersion = version;
+    if (event.type === "BOOKMARK") return;
+    const key = keyOf(object);
+    if (event.type === "DELETED") {
+      if (this.#objects.delete(key)) this.#emit("deleted", object);
+      return;
+    }
+    const existed = this.#objects.has(key);
+    this.#objects.set(key, object);
+    this.#emit(existed ? "updated" : "added", object);
+  }
+
+  #emit(type: ChangeType, object: T): void {
+    try {
+      this.#options.onChange?.(type, object);
+    } catch (err) {
+      this.#options.log.error("an informer handler failed", { error: messageOf(err) });
+    }
+  }
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

@@ -1,0 +1,162 @@
+/**
+ * Shared by the k8s_*_test.ts integration tests: the in-process driver (tests/support/driver.ts) wired
+ * to lib/k8s through startKubernetes against the API-server stand-in, exactly as `node` wires it, plus
+ * metrics that remember the sync calls and helpers to put pods and classes into the stand-in.
+ */
+import type { NodePublishVolumeRequest } from "../../lib/csi/node.ts";
+import { createLogger, silentLogger } from "../../lib/log.ts";
+import { type DriverMetrics, noMetrics } from "../../lib/metrics.ts";
+import { type KubernetesParts, type KubernetesTuning, startKubernetes } from "../../lib/k8s/setup.ts";
+import type { MountedReader } from "../../lib/k8s/secret-sync.ts";
+import type { RotationConfig } from "../../lib/volume/publish.ts";
+import { type ApiServer, type KubeObject, SECRETS_STORE_GROUP } from "../support/apiserver.ts";
+import { startTestDriver, type TestDriver } from "../support/driver.ts";
+
+export const NS = "default";
+export const NODE_LABEL = "internal.secrets-store.csi.k8s.io/node-name";
+
+/** DriverMetrics that keep the Secret sync calls. */
+export class SyncMetrics implements DriverMetrics {
+  readonly synced: { provider: string; count: number }[] = [];
+  readonly errors: { provider: string; errorType: string }[] = [];
+  nodePublish = noMetrics.nodePublish;
+  nodePublishError = noMetrics.nodePublishError;
+  nodeUnpublish = noMetrics.nodeUnpublish;
+  nodeUnpublishError = noMetrics.nodeUnpublishError;
+  rotation = noMetrics.rotation;
+  rotationError = noMetrics.rotationError;
+  rotationSkipped = noMetrics.rotationSkipped;
+  mountedVolumes = noMetrics.mountedVolumes;
+  providerHealth = noMetrics.providerHealth;
+  syncK8sSecret(provider: string, count: number): void {
+    this.synced.push({ provider, count });
+  }
+  syncK8sSecretError(provider: string, errorType: string): void {
+    this.errors.push({ provider, errorType });
+  }
+}
+
+/**
+ * Fast test tuning: short backoffs, a generous rate limit, and watches the server ends every 2 s. The
+ * short watch timeout also bounds stop(): a watch re-opened on a kept-alive connection while the
+ * stand-in shuts down is not among the watches stop() ends, so shutdown waits for its timeout.
+ */
+export const FAST: KubernetesTuning = {
+  qps: 500,
+  burst: 500,
+  requestTimeoutMs: 2_000,
+  syncTimeoutMs: 5_000,
+  watchTimeoutSeconds: 2,
+  informerBackoffMs: { initial: 20, max: 200 },
+  resyncMs: 60_000,
+  syncBackoffMs: { initial: 50, max: 500 },
+};
+
+/** A driver connected to the stand-in. */
+export interface K8sDriver {
+  driver: TestDriver;
+  kubernetes: KubernetesParts;
+  metrics: SyncMetrics;
+  nodeId: string;
+  /** A kubelet-shaped publish request for a pod put into the stand-in with {@link putPod}. */
+  publishRequest(pod: KubeObject, spc: string, secrets?: Record<string, string>): NodePublishVolumeRequest;
+  close(): Promise<void>;
+}
+
+/** Starts a driver on `nodeId` that talks to `server` through a kubeconfig file. */
+export async function startK8sDriver(
+  server: ApiServer,
+  options: { nodeId?: string; tuning?: KubernetesTuning; rotation?: RotationConfig } = {},
+): Promise<K8sDriver> {
+  const nodeId = options.nodeId ?? "node-1";
+  const kubeconfig = await Deno.makeTempFile({ prefix: "sscsi-kubeconfig-" });
+  await Deno.writeTextFile(kubeconfig, server.kubeconfig());
+  const metrics = new SyncMetrics();
+  const late: { reader?: MountedReader } = {};
+  const kubernetes = await startKubernetes({
+    kubeconfig,
+    nodeId,
+    // K8S_TEST_LOG=1 shows the driver's log when a test needs debugging.
+    log: Deno.env.get("K8S_TEST_LOG") ? createLogger({ json: false, verbosity: 4 }) : silentLogger,
+    metrics,
+    reader: { read: (dir) => late.reader!.read(dir) },
+    tuning: { ...FAST, ...options.tuning },
+  });
+  if (kubernetes === null) throw new Error("startKubernetes found no configuration");
+  const driver = await startTestDriver({
+    nodeId,
+    metrics,
+    rotation: options.rotation,
+    spcs: kubernetes.spcs,
+    afterPublish: kubernetes.afterPublish,
+    afterUnpublish: kubernetes.afterUnpublish,
+  });
+  late.reader = driver.wired.writer;
+  const publishRequest = (pod: KubeObject, spc: string, secrets: Record<string, string> = {}) => {
+    const name = pod.metadata.name!;
+    const request = driver.publishRequest(name, spc);
+    return {
+      ...request,
+      volume_context: {
+        ...request.volume_context,
+        "csi.storage.k8s.io/pod.namespace": pod.metadata.namespace ?? NS,
+        "csi.storage.k8s.io/pod.uid": pod.metadata.uid!,
+      },
+      secrets,
+    } as NodePublishVolumeRequest;
+  };
+  const close = async () => {
+    await driver.close();
+    await kubernetes.stop();
+    await Deno.remove(kubeconfig);
+  };
+  return { driver, kubernetes, metrics, nodeId, publishRequest, close };
+}
+
+/** Puts a running pod into the stand-in; returns it with its uid. */
+export function putPod(
+  server: ApiServer,
+  name: string,
+  ownerReferences?: KubeObject["metadata"]["ownerReferences"],
+) {
+  return server.put({
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name, namespace: NS, ...(ownerReferences ? { ownerReferences } : {}) },
+    spec: { nodeName: "node-1" },
+    status: { phase: "Running" },
+  });
+}
+
+/** Puts a v1 SecretProviderClass for the test provider into the stand-in. */
+export function putSpc(
+  server: ApiServer,
+  name: string,
+  spec: { parameters?: Record<string, string>; secretObjects?: unknown[]; provider?: string } = {},
+  version = "v1",
+): KubeObject {
+  return server.put({
+    apiVersion: `${SECRETS_STORE_GROUP}/${version}`,
+    kind: "SecretProviderClass",
+    metadata: { name, namespace: NS },
+    spec: { provider: "test", parameters: { a: "b" }, ...spec },
+  });
+}
+
+/** Polls until `probe` returns something truthy (bounded, so a broken driver fails instead of hanging). */
+export async function waitFor<T>(what: string, probe: () => T | undefined | null | false): Promise<T> {
+  for (let i = 0; i < 1500; i++) {
+    const value = probe();
+    if (value) return value;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** The decoded data of a Secret in the stand-in. */
+export function secretData(server: ApiServer, name: string): Record<string, string> | undefined {
+  const secret = server.get("Secret", NS, name);
+  if (secret === undefined) return undefined;
+  const data = (secret.data ?? {}) as Record<string, string>;
+  return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, atob(v)]));
+}
