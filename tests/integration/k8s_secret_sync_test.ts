@@ -167,6 +167,8 @@ Deno.test("a secretObjects change and a rotation reach the Secret on the next re
     };
     await publish(k, pod, "rotating");
     await waitFor("the rotated value", () => secretData(server, "db")?.pass === "two");
+    const status = server.get("SecretProviderClassPodStatus", NS, `web-7c9-x-${NS}-rotating`)!;
+    assert.deepEqual((status.status as { objects: unknown }).objects, [{ id: "pw", version: "2" }]);
     assert.deepEqual(k.metrics.errors, []);
   } finally {
     await k.close();
