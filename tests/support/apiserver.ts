@@ -307,6 +307,11 @@ export class ApiServer {
       store: this.#store,
       bookmarkIntervalMs: this.#bookmarkIntervalMs,
       registerWatch: (watch) => {
+        // A watch sent on a kept-alive connection after stop() began would outlive the shutdown.
+        if (this.#server === undefined) {
+          queueMicrotask(() => watch.close());
+          return () => {};
+        }
         this.#watches.add(watch);
         return () => this.#watches.delete(watch);
       },
