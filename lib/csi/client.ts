@@ -4,6 +4,7 @@
  * with the grpc-js ServiceError, whose `.code` is the gRPC status.
  */
 import * as grpc from "@grpc/grpc-js";
+import { guardClientSessions } from "../http2-goaway-guard.ts";
 import { csiServices } from "../proto.ts";
 import type { ControllerCapabilities } from "./controller.ts";
 import { parseEndpoint } from "./endpoint.ts";
@@ -60,6 +61,7 @@ function rpc<T>(client: grpc.Client, name: string): (request?: unknown) => Promi
 
 /** Connects to the driver at `endpoint` (`unix:///path/csi.sock`, as `--endpoint`). */
 export function connectCsi(endpoint: string): CsiClient {
+  guardClientSessions(); // denoland/deno#36788: see lib/http2-goaway-guard.ts
   const target = `unix:${parseEndpoint(endpoint)}`;
   const services = csiServices();
   const credentials = grpc.credentials.createInsecure();

@@ -5,6 +5,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { DriverError, GrpcStatus, grpcStatusName, messageOf } from "../errors.ts";
+import { guardServerSessions } from "../http2-goaway-guard.ts";
 import type { Logger } from "../log.ts";
 import { csiServices } from "../proto.ts";
 import type { VolumeService } from "../volume/ports.ts";
@@ -145,6 +146,8 @@ export async function startCsiServer(options: CsiServerOptions): Promise<CsiServ
 
   try {
     await bind(server, socketPath);
+    // Deno 2.9.6 can crash when a client that made many calls hangs up (denoland/deno#36788).
+    guardServerSessions(server);
     await Deno.chmod(socketPath, SOCKET_MODE);
   } catch (err) {
     server.forceShutdown();

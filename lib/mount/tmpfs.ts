@@ -43,6 +43,10 @@ export function tmpfsData(sizeBytes: number, noswap: boolean): string {
   return `size=${sizeBytes},mode=0755${noswap ? ",noswap" : ""}`;
 }
 
+/** umount2 answering EBUSY is retried this many times, this far apart, before it is an error. */
+const BUSY_RETRIES = 5;
+const BUSY_RETRY_MS = 20;
+
 /** Mounts and unmounts per-volume tmpfs file systems. */
 export class TmpfsMounter implements Mounter {
   readonly #sizeBytes: number;
@@ -105,14 +109,19 @@ export class TmpfsMounter implements Mounter {
    * umount2 is tried directly (its EINVAL means "not a mount point", ENOENT "missing"): checking first
    * would cost a mountinfo read per call, and that read grows with every mount on the node.
    */
-  // deno-lint-ignore require-await
   async unmount(target: string): Promise<void> {
     checkTarget(target);
-    try {
-      sysUmount2(target, UMOUNT_NOFOLLOW);
-    } catch (err) {
-      if (err instanceof SyscallError && (err.code === "EINVAL" || err.code === "ENOENT")) return;
-      throw err instanceof SyscallError ? explainUnmountError(err) : err;
+    for (let attempt = 1;; attempt++) {
+      try {
+        sysUmount2(target, UMOUNT_NOFOLLOW);
+        return;
+      } catch (err) {
+        if (!(err instanceof SyscallError)) throw err;
+        if (err.code === "EINVAL" || err.code === "ENOENT") return;
+        // A reader of the volume's files (the Secret sync) may hold one open for a moment.
+        if (err.code !== "EBUSY" || attempt >= BUSY_RETRIES) throw explainUnmountError(err);
+      }
+      await new Promise((resolve) => setTimeout(resolve, BUSY_RETRY_MS));
     }
   }
 

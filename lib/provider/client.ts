@@ -9,6 +9,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { DEFAULT_MAX_RECV_BYTES } from "../config.ts";
 import { DriverError, GrpcStatus, grpcStatusName, toDriverError } from "../errors.ts";
+import { guardClientSessions } from "../http2-goaway-guard.ts";
 import type { Logger } from "../log.ts";
 import { providerService } from "../proto.ts";
 import type { CallContext, MountRequest, MountResponse, ProviderCaller } from "../volume/ports.ts";
@@ -105,6 +106,7 @@ export class ProviderClient implements ProviderCaller {
   readonly #retry: Required<RetryPolicy>;
 
   constructor(private readonly options: ProviderClientOptions) {
+    guardClientSessions();
     this.#maxRecvBytes = options.maxRecvBytes ?? DEFAULT_MAX_RECV_BYTES;
     this.#retry = { ...DEFAULT_RETRY, ...options.retry };
   }
@@ -179,7 +181,7 @@ export class ProviderClient implements ProviderCaller {
         rpc(request, { deadline }, (err, response) => err ? reject(err) : resolve(response!))
       );
     } catch (err) {
-      throw this.#callError(caller, method, err as grpc.ServiceError, timeoutMs);
+      throw this.#callError(caller, method, err as grpc.ServiceError, timeoutMs, textBytes(request));
     }
   }
 
@@ -223,12 +225,24 @@ export class ProviderClient implements ProviderCaller {
     return Math.random() * ceiling;
   }
 
-  #callError(caller: Caller, method: string, err: grpc.ServiceError, timeoutMs: number): ProviderCallError {
+  #callError(
+    caller: Caller,
+    method: string,
+    err: grpc.ServiceError,
+    timeoutMs: number,
+    requestBytes: number,
+  ): ProviderCallError {
     const { provider, forPod } = caller;
     const who = `provider ${JSON.stringify(provider)}`;
     const grpcReason = ProviderErrorReason.grpc;
     if (err.code === GrpcStatus.DEADLINE_EXCEEDED) return deadlineError(caller, method, timeoutMs, err);
     const tooLarge = /Received message larger than max \((\d+) vs\.? (\d+)\)/.exec(err.details ?? "");
+    if (err.code === GrpcStatus.RESOURCE_EXHAUSTED && tooLarge && requestBytes > Number(tooLarge[2])) {
+      // Our request cannot have fit under the limit named: the provider refused it, it did not answer.
+      const message = `${who} refused the ${method} request${forPod}: it is ${tooLarge[1]} bytes (volume ` +
+        `attributes and secrets), over the provider's ${tooLarge[2]}-byte receive limit`;
+      return new ProviderCallError(GrpcStatus.RESOURCE_EXHAUSTED, message, grpcReason, { cause: err });
+    }
     if (err.code === GrpcStatus.RESOURCE_EXHAUSTED && tooLarge) {
       const limit = `the ${this.#maxRecvBytes}-byte limit; raise --max-call-recv-msg-size to accept it`;
       const message = `${who} answered ${method}${forPod} with a ${tooLarge[1]}-byte message, over ${limit}`;
@@ -321,4 +335,15 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     const timer = setTimeout(done, ms);
     signal.addEventListener("abort", done, { once: true });
   });
+}
+
+const utf8 = new TextEncoder();
+
+/** UTF-8 bytes of every string in `request`: a lower bound of its encoded size. */
+function textBytes(request: object): number {
+  let bytes = 0;
+  for (const value of Object.values(request)) {
+    if (typeof value === "string") bytes += utf8.encode(value).length;
+  }
+  return bytes;
 }

@@ -4,6 +4,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { DriverError, GrpcStatus, messageOf } from "../errors.ts";
+import { guardServerSessions } from "../http2-goaway-guard.ts";
 import { type Logger, silentLogger } from "../log.ts";
 import { providerService } from "../proto.ts";
 import type { WireMountRequest, WireMountResponse, WireVersionRequest, WireVersionResponse } from "./wire.ts";
@@ -50,6 +51,8 @@ export async function serveProvider(
       } else resolve();
     })
   );
+  // Deno 2.9.6 can crash when a client that made many calls hangs up (denoland/deno#36788).
+  guardServerSessions(server);
   let closing: Promise<void> | undefined;
   return {
     socketPath,

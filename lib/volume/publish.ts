@@ -248,8 +248,9 @@ export class VolumeManager implements VolumeService {
   }
 
   /**
-   * Creates the target directory when missing and tells whether it is already a healthy mount point. A
-   * mount point whose directory cannot be read (a stale tmpfs) is unmounted so it is mounted afresh.
+   * Creates the target directory when missing and tells whether it already holds a published volume. A
+   * mount point without a complete payload (an interrupted publish, a stale tmpfs) is unmounted so that it
+   * is mounted afresh.
    */
   async #preparedMountPoint(target: string, log: Logger): Promise<boolean> {
     let info: Deno.FileInfo;
@@ -266,13 +267,20 @@ export class VolumeManager implements VolumeService {
     if (!info.isDirectory) throw invalidArgument(`target path ${target} exists and is not a directory`);
     if (!await this.deps.mounter.isMountPoint(target)) return false;
     try {
-      for await (const _ of Deno.readDir(target)) break;
-      return true;
+      if ((await Deno.lstat(`${target}/${DATA_DIR}`)).isSymlink) return true;
+      log.warn("target path is a mount point without a payload link; remounting");
     } catch (err) {
-      log.warn("target path is a mount point that cannot be read; remounting", { error: messageOf(err) });
-      await this.deps.mounter.unmount(target);
-      return false;
+      // No `..data`: a publish was interrupted (driver killed) after mounting; serving that empty volume
+      // would start the pod without its secrets. Anything else: a stale mount that cannot be read.
+      log.warn(
+        err instanceof Deno.errors.NotFound
+          ? "target path is a mount point without a complete payload (a publish was interrupted); remounting"
+          : "target path is a mount point that cannot be read; remounting",
+        { error: messageOf(err) },
+      );
     }
+    await this.deps.mounter.unmount(target);
+    return false;
   }
 
   /** Asks the SPC's provider for the volume's files, as upstream builds the MountRequest. */

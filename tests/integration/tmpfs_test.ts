@@ -257,3 +257,24 @@ Deno.test("swapIsOn agrees with /proc/swaps", async () => {
   const lines = (await Deno.readTextFile("/proc/swaps")).trim().split("\n");
   assert.equal(await swapIsOn(), lines.length > 1);
 });
+
+Deno.test("unmount waits out a file held open for a moment, and says the mount is busy when it stays open", async () => {
+  requireRoot();
+  await inTempDir(async (dir) => {
+    const target = await makeDir(`${dir}/vol`);
+    const mounter = new TmpfsMounter({ sizeBytes: MiB });
+    await mounter.mount(target);
+    try {
+      const held = await Deno.open(`${target}/f`, { write: true, create: true });
+      await assert.rejects(
+        mounter.unmount(target),
+        (err) => assertDriverError(err, GrpcStatus.FAILED_PRECONDITION, /busy/),
+      );
+      setTimeout(() => held.close(), 30);
+      await mounter.unmount(target);
+      assert.equal(await isMountPoint(target), false);
+    } finally {
+      if (await isMountPoint(target)) sysUmount2(target, MNT_DETACH);
+    }
+  });
+});
