@@ -13,6 +13,7 @@ import { benchOptions } from "./options.ts";
 import { benchProvider } from "./provider.ts";
 import { benchPublishLatency } from "./publish.ts";
 import { benchRepublish } from "./republish.ts";
+import { benchSoak } from "./soak.ts";
 import { checkTargets, table } from "./report.ts";
 import { benchStages, mountinfoScaling } from "./stages.ts";
 import { benchStartup } from "./startup.ts";
@@ -59,6 +60,7 @@ async function run(args: string[]): Promise<void> {
     const republish = await timed("5. republish", () => benchRepublish(world, options));
     const provider = await timed("6. provider client", () => benchProvider(world, options));
     const memory = await timed("3. memory", () => benchMemory(world, options));
+    const soak = await timed("7. soak", () => benchSoak(options.soakCycles, options.soakWarmup, 1));
     await world.ensureProvider();
 
     const targets = checkTargets({ publish, burst, memory, startup });
@@ -75,6 +77,7 @@ async function run(args: string[]): Promise<void> {
       startup,
       republish,
       provider_client: provider,
+      soak,
       targets,
       provider_crashes: world.providerCrashes,
     };
@@ -111,6 +114,10 @@ async function run(args: string[]): Promise<void> {
       ["start to first publish ms", startup.to_first_publish_ms],
       ["republish pass, rotation off, ms/volume", republish.rotation_off.per_volume_ms],
       ["provider Mount round trips/s at 1 MiB", provider.mount_round_trips_per_s_1mib],
+      [`soak: ${soak.cycles} cycles with faults, violations`, soak.violations.length],
+      ["soak: mounts left", soak.mounts_left],
+      ["soak: open descriptors growth", soak.fds.growth],
+      ["soak: RSS growth MiB after warm-up", soak.growth_mib.rss_after_warmup],
       ["provider crashes during the run", world.providerCrashes.length],
     ], targets));
   } finally {

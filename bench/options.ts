@@ -25,6 +25,9 @@ export interface BenchOptions {
   providerCalls: number;
   /** Sequential cycles of the in-process stage breakdown (BENCH_STAGE_CYCLES). */
   stageCycles: number;
+  /** Publish/unpublish cycles of the soak with injected provider faults (BENCH_SOAK_CYCLES), after a warm-up (BENCH_SOAK_WARMUP). */
+  soakCycles: number;
+  soakWarmup: number;
 }
 
 const FULL: Omit<BenchOptions, "quick"> = {
@@ -38,6 +41,8 @@ const FULL: Omit<BenchOptions, "quick"> = {
   startupRuns: 10,
   providerCalls: 100,
   stageCycles: 500,
+  soakCycles: 20_000,
+  soakWarmup: 2_000,
 };
 
 const QUICK: Omit<BenchOptions, "quick"> = {
@@ -51,6 +56,8 @@ const QUICK: Omit<BenchOptions, "quick"> = {
   startupRuns: 2,
   providerCalls: 3,
   stageCycles: 10,
+  soakCycles: 60,
+  soakWarmup: 10,
 };
 
 const ENV: Record<keyof Omit<BenchOptions, "quick">, string> = {
@@ -64,6 +71,8 @@ const ENV: Record<keyof Omit<BenchOptions, "quick">, string> = {
   startupRuns: "BENCH_STARTUP_RUNS",
   providerCalls: "BENCH_PROVIDER_CALLS",
   stageCycles: "BENCH_STAGE_CYCLES",
+  soakCycles: "BENCH_SOAK_CYCLES",
+  soakWarmup: "BENCH_SOAK_WARMUP",
 };
 
 /** The counts for this run: quick or full defaults, then BENCH_* overrides (positive integers). */

@@ -10,7 +10,8 @@ import type { Logger } from "../log.ts";
 import { csiServices } from "../proto.ts";
 import type { VolumeService } from "../volume/ports.ts";
 import { controllerHandlers } from "./controller.ts";
-import { parseEndpoint, prepareSocketPath, removeSocket } from "./endpoint.ts";
+import { prepareSocketPath, removeSocket } from "../unix-socket.ts";
+import { parseEndpoint } from "./endpoint.ts";
 import { identityHandlers } from "./identity.ts";
 import { nodeHandlers } from "./node.ts";
 

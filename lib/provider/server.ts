@@ -5,6 +5,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { DriverError, GrpcStatus, messageOf } from "../errors.ts";
 import { guardServerSessions } from "../http2-goaway-guard.ts";
+import { prepareSocketPath, removeSocket } from "../unix-socket.ts";
 import { type Logger, silentLogger } from "../log.ts";
 import { providerService } from "../proto.ts";
 import type { WireMountRequest, WireMountResponse, WireVersionRequest, WireVersionResponse } from "./wire.ts";
@@ -37,7 +38,7 @@ export async function serveProvider(
   impl: ProviderImplementation,
   log: Logger = silentLogger,
 ): Promise<ProviderServer> {
-  await removeStaleSocket(socketPath);
+  await prepareSocketPath(socketPath);
   const inFlight = new Set<AbortController>();
   const server = new grpc.Server();
   server.addService(providerService().service, {
@@ -108,24 +109,5 @@ async function shutdown(
       resolve();
     });
   });
-  await Deno.remove(socketPath).catch((err) => {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-  });
-}
-
-async function removeStaleSocket(socketPath: string): Promise<void> {
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.lstat(socketPath);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return;
-    throw err;
-  }
-  if (!info.isSocket) {
-    throw new DriverError(
-      GrpcStatus.FAILED_PRECONDITION,
-      `cannot listen on ${socketPath}: the path exists and is not a socket`,
-    );
-  }
-  await Deno.remove(socketPath);
+  await removeSocket(socketPath);
 }

@@ -38,6 +38,9 @@ const NUMBERS = [
   "memory.kubernetes_client.cycles.growth_mib",
   "provider_client.mount_round_trips_per_s_1mib",
   "provider_client.largest_vs_1mib_ms_per_mib",
+  "soak.mounts_left",
+  "soak.fds.growth",
+  "soak.growth_mib.rss_after_warmup",
 ];
 
 const STRINGS = ["machine.cpuModel", "machine.kernel", "machine.deno"];
@@ -84,5 +87,6 @@ Deno.test("bench --quick prints one JSON document with every figure", async () =
   assert.ok(Array.isArray(doc.targets) && doc.targets.length === 8);
   for (const target of doc.targets) assert.equal(typeof target.met, "boolean");
   assert.ok(Array.isArray(doc.provider_crashes));
+  assert.ok(Array.isArray(doc.soak.violations));
   assert.match(stderr, /targets:/, "the table on stderr is missing");
 });

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { parseEndpoint, prepareSocketPath, removeSocket } from "../../lib/csi/endpoint.ts";
+import { parseEndpoint } from "../../lib/csi/endpoint.ts";
+import { prepareSocketPath, removeSocket } from "../../lib/unix-socket.ts";
 
 Deno.test("parseEndpoint: unix:///abs/path is the absolute path", () => {
   assert.equal(parseEndpoint("unix:///csi/csi.sock"), "/csi/csi.sock");
