@@ -7,6 +7,7 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connectCsi, type CsiClient, kubeletPublishRequest } from "../lib/csi/client.ts";
+import { waitUntilListening } from "../lib/unix-socket.ts";
 import type { NodePublishVolumeRequest } from "../lib/csi/node.ts";
 import { MNT_DETACH, sysUmount2 } from "../lib/mount/libc.ts";
 import { mountsUnder } from "../lib/mount/mountinfo.ts";
@@ -108,14 +109,9 @@ export class Child {
     return this.process.pid;
   }
 
-  /** Resolves when `path` is a socket; rejects when the child exits first or after `timeoutMs`. */
+  /** Resolves when something listens on `path`; rejects when the child exits first or after `timeoutMs`. */
   async waitForSocket(path: string, timeoutMs = 20_000): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
-    while (performance.now() < deadline) {
-      if (await Deno.lstat(path).then((i) => i.isSocket, () => false)) return;
-      if (this.#exitCode !== undefined) break;
-      await new Promise((r) => setTimeout(r, 2));
-    }
+    if (await waitUntilListening(path, timeoutMs, () => this.#exitCode !== undefined)) return;
     throw new Error(
       `${this.what} did not create ${path}${
         this.#exitCode !== undefined ? " and exited" : ""

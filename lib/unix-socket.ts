@@ -31,3 +31,31 @@ export async function removeSocket(socketPath: string): Promise<void> {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
   }
 }
+
+/** True while something accepts connections on the unix socket `path`. */
+export async function acceptsConnections(path: string): Promise<boolean> {
+  try {
+    (await Deno.connect({ transport: "unix", path })).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Polls until something accepts connections on `path`. The socket file alone is not enough: it appears at
+ * bind(2), before listen(2), and a client connecting in between is refused. Resolves false after
+ * `timeoutMs`, or as soon as `gaveUp()` is true (say, the process that should listen has exited).
+ */
+export async function waitUntilListening(
+  path: string,
+  timeoutMs: number,
+  gaveUp: () => boolean = () => false,
+): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && !gaveUp()) {
+    if (await acceptsConnections(path)) return true;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return false;
+}

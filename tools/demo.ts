@@ -8,6 +8,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connectCsi, kubeletPublishRequest } from "../lib/csi/client.ts";
 import { readMountinfo } from "../lib/mount/mountinfo.ts";
+import { waitUntilListening } from "../lib/unix-socket.ts";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..");
 const main = join(repo, "main.ts");
@@ -25,16 +26,12 @@ function start(args: string[]): Deno.ChildProcess {
 }
 
 async function waitForSocket(path: string, child: Deno.ChildProcess): Promise<void> {
-  const exited = child.status.then((s) => {
-    throw new Error(`process exited with code ${s.code} before creating ${path}`);
-  });
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await Deno.lstat(path)).isSocket) return;
-    } catch { /* not there yet */ }
-    await Promise.race([new Promise((r) => setTimeout(r, 50)), exited]);
-  }
-  throw new Error(`${path} did not appear within 10s`);
+  let exited: number | undefined;
+  child.status.then((s) => exited = s.code);
+  if (await waitUntilListening(path, 10_000, () => exited !== undefined)) return;
+  throw new Error(
+    exited === undefined ? `nothing listens on ${path} after 10s` : `process exited with code ${exited}`,
+  );
 }
 
 /** Lists the target like `ls -la`, following nothing, without printing secret contents. */

@@ -13,8 +13,9 @@ import type { MountedReader } from "../k8s/secret-sync.ts";
 import type { DriverMetrics } from "../metrics.ts";
 import { DRIVER_VERSION } from "../version.ts";
 import type { SpcSource } from "../volume/ports.ts";
+import { acceptsConnections } from "../unix-socket.ts";
 import { untilTerminated } from "./signals.ts";
-import { wireVolumes } from "./wiring.ts";
+import { createWriter, wireVolumes } from "./wiring.ts";
 
 /** How long in-flight CSI calls may run on after SIGTERM before they are cut. */
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -54,38 +55,25 @@ async function warnAboutSwap(log: Logger): Promise<void> {
   }
 }
 
-/** True while something accepts connections on the CSI socket. */
-async function socketServes(path: string): Promise<boolean> {
-  try {
-    (await Deno.connect({ transport: "unix", path })).close();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Runs the node plugin until SIGTERM/SIGINT; resolves with the exit code. */
 export async function runNode(config: NodeConfig): Promise<number> {
   const log = createLogger(config.logging);
   const socketPath = parseEndpoint(config.endpoint);
   const metrics = new PrometheusMetrics();
-  // The sync controller reads volumes through the writer wireVolumes creates below.
-  const late: { writer?: MountedReader } = {};
-  const { spcs, kubernetes } = await spcSource(config, log, metrics, {
-    read: (targetDir) => late.writer!.read(targetDir),
-  });
+  // One writer for the volumes and for the Secret sync, which reads the mounted files through it.
+  const writer = createWriter(config.provider, log);
+  const { spcs, kubernetes } = await spcSource(config, log, metrics, writer);
   const metricsServer = config.metricsAddr === ""
     ? undefined
-    : startMetricsServer(config.metricsAddr, metrics.registry, () => socketServes(socketPath), log);
+    : startMetricsServer(config.metricsAddr, metrics.registry, () => acceptsConnections(socketPath), log);
   await warnAboutSwap(log);
-  const wired = wireVolumes(config.provider, spcs, log, {
+  const { volumes, providers } = wireVolumes(config.provider, spcs, log, {
+    writer,
     metrics,
     rotation: config.rotation,
     afterPublish: kubernetes?.afterPublish,
     afterUnpublish: kubernetes?.afterUnpublish,
   });
-  const { volumes, providers } = wired;
-  late.writer = wired.writer;
   const server = await startCsiServer({
     endpoint: config.endpoint,
     driverName: config.driverName,

@@ -17,8 +17,18 @@ export interface Wired {
   writer: AtomicWriter;
 }
 
+/** The atomic writer, with payload limits that fit the tmpfs size cap. */
+export function createWriter(config: ProviderConfig, log: Logger): AtomicWriter {
+  return new AtomicWriter({
+    limits: { maxTotalBytes: config.tmpfsSizeBytes, maxFiles: DEFAULT_MAX_FILES },
+    log,
+  });
+}
+
 /** Optional parts: rotation is off, metrics go nowhere and nothing follows a publish unless given. */
 export interface WireOptions {
+  /** A writer shared with other readers of the volumes (the Secret sync); one is created otherwise. */
+  writer?: AtomicWriter;
   metrics?: DriverMetrics;
   rotation?: RotationConfig;
   afterPublish?: (published: Published) => Promise<void>;
@@ -35,10 +45,7 @@ export function wireVolumes(
   options: WireOptions = {},
 ): Wired {
   const mounter = new TmpfsMounter({ sizeBytes: config.tmpfsSizeBytes, log });
-  const writer = new AtomicWriter({
-    limits: { maxTotalBytes: config.tmpfsSizeBytes, maxFiles: DEFAULT_MAX_FILES },
-    log,
-  });
+  const writer = options.writer ?? createWriter(config, log);
   const providers = new ProviderClient({
     dirs: config.dirs,
     maxRecvBytes: config.maxRecvBytes,

@@ -8,6 +8,7 @@
 import { messageOf } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { type KubeApi, KubeApiError, type KubeObject, type ResourceName, type WatchEvent } from "./api.ts";
+import { sleep } from "../sleep.ts";
 
 /** What changed in the cache. */
 export type ChangeType = "added" | "updated" | "deleted";
@@ -193,18 +194,4 @@ export class Informer<T extends KubeObject = KubeObject> {
       this.#options.log.error("an informer handler failed", { error: messageOf(err) });
     }
   }
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

@@ -10,6 +10,7 @@ import * as grpc from "@grpc/grpc-js";
 import { DEFAULT_MAX_RECV_BYTES } from "../config.ts";
 import { DriverError, GrpcStatus, grpcStatusName, toDriverError } from "../errors.ts";
 import { guardClientSessions } from "../http2-goaway-guard.ts";
+import { sleep } from "../sleep.ts";
 import type { Logger } from "../log.ts";
 import { providerService } from "../proto.ts";
 import type { CallContext, MountRequest, MountResponse, ProviderCaller } from "../volume/ports.ts";
@@ -322,19 +323,6 @@ function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)}ms`;
   if (ms < 60_000 || ms % 60_000 !== 0) return `${Number((ms / 1000).toFixed(1))}s`;
   return `${ms / 60_000}m`;
-}
-
-/** Waits `ms`, or less when `signal` aborts (the timer never outlives the wait). */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 const utf8 = new TextEncoder();

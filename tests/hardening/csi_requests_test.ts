@@ -7,32 +7,7 @@ import assert from "node:assert/strict";
 import { status } from "@grpc/grpc-js";
 import type { NodePublishVolumeRequest } from "../../lib/csi/node.ts";
 import { readMountinfo } from "../../lib/mount/mountinfo.ts";
-import { startTestDriver, type TestDriver } from "../support/driver.ts";
-import { requireRoot } from "../support/root.ts";
-
-async function withDriver(fn: (d: TestDriver) => Promise<void>) {
-  requireRoot();
-  const driver = await startTestDriver();
-  try {
-    await fn(driver);
-  } finally {
-    await driver.close();
-  }
-}
-
-interface GrpcFailure {
-  code: number;
-  details: string;
-}
-
-async function failure(call: Promise<unknown>): Promise<GrpcFailure> {
-  try {
-    await call;
-  } catch (err) {
-    return err as GrpcFailure;
-  }
-  throw new Error("the call succeeded but should have failed");
-}
+import { grpcFailure, type TestDriver, withTestDriver } from "../support/driver.ts";
 
 /** The driver still publishes and unpublishes after whatever came before. */
 async function assertServing(d: TestDriver): Promise<void> {
@@ -42,7 +17,7 @@ async function assertServing(d: TestDriver): Promise<void> {
 }
 
 Deno.test("requests with missing or empty fields get upstream's INVALID_ARGUMENT messages", () =>
-  withDriver(async (d) => {
+  withTestDriver(async (d) => {
     const ok = d.publishRequest("p");
     const publish: [Partial<NodePublishVolumeRequest>, RegExp][] = [
       [{ ...ok, volume_capability: undefined }, /^Volume capability missing in request$/],
@@ -54,7 +29,7 @@ Deno.test("requests with missing or empty fields get upstream's INVALID_ARGUMENT
       [{ ...ok, volume_context: { "csi.storage.k8s.io/pod.name": "p" } }, /secretProviderClass is not set/],
     ];
     for (const [request, message] of publish) {
-      const err = await failure(d.client.nodePublishVolume(request));
+      const err = await grpcFailure(d.client.nodePublishVolume(request));
       assert.equal(err.code, status.INVALID_ARGUMENT, err.details);
       assert.match(err.details, message);
     }
@@ -65,7 +40,7 @@ Deno.test("requests with missing or empty fields get upstream's INVALID_ARGUMENT
       [d.client.nodeUnstageVolume({ staging_target_path: "/s" }), /^Volume ID missing in request$/],
     ];
     for (const [call, message] of others) {
-      const err = await failure(call);
+      const err = await grpcFailure(call);
       assert.equal(err.code, status.INVALID_ARGUMENT, err.details);
       assert.match(err.details, message);
     }
@@ -75,7 +50,7 @@ Deno.test("requests with missing or empty fields get upstream's INVALID_ARGUMENT
   }));
 
 Deno.test("target paths under /proc, /sys, /dev or / are refused for publish and unpublish alike", () =>
-  withDriver(async (d) => {
+  withTestDriver(async (d) => {
     const mountsBefore = (await readMountinfo()).length;
     const paths = [
       "/",
@@ -95,13 +70,15 @@ Deno.test("target paths under /proc, /sys, /dev or / are refused for publish and
       `${d.dir}/a\0b`,
     ];
     for (const path of paths) {
-      const publish = await failure(
+      const publish = await grpcFailure(
         d.client.nodePublishVolume({ ...d.publishRequest("p"), target_path: path }),
       );
       assert.equal(publish.code, status.INVALID_ARGUMENT, `${JSON.stringify(path)}: ${publish.details}`);
       assert.match(publish.details, /target path/);
       // An unpublish must never unmount /dev/shm or a cgroup file system either.
-      const unpublish = await failure(d.client.nodeUnpublishVolume({ volume_id: "v", target_path: path }));
+      const unpublish = await grpcFailure(
+        d.client.nodeUnpublishVolume({ volume_id: "v", target_path: path }),
+      );
       assert.equal(unpublish.code, status.INVALID_ARGUMENT, `${JSON.stringify(path)}: ${unpublish.details}`);
     }
     assert.equal((await readMountinfo()).length, mountsBefore, "the mount table changed");
@@ -109,7 +86,7 @@ Deno.test("target paths under /proc, /sys, /dev or / are refused for publish and
   }));
 
 Deno.test("a volume context of 1,000 keys and of 1 MiB reaches the provider intact", () =>
-  withDriver(async (d) => {
+  withTestDriver(async (d) => {
     const thousand: Record<string, string> = {};
     for (let i = 0; i < 1000; i++) thousand[`key-${i}`] = `value-${i}`;
     const big: Record<string, string> = {};
@@ -126,10 +103,10 @@ Deno.test("a volume context of 1,000 keys and of 1 MiB reaches the provider inta
   }));
 
 Deno.test("a CSI request over gRPC's 4 MiB receive limit is RESOURCE_EXHAUSTED and changes nothing", () =>
-  withDriver(async (d) => {
+  withTestDriver(async (d) => {
     const request = d.publishRequest("huge");
     request.volume_context = { ...request.volume_context, huge: "x".repeat(5 * 1024 * 1024) };
-    const err = await failure(d.client.nodePublishVolume(request));
+    const err = await grpcFailure(d.client.nodePublishVolume(request));
     assert.equal(err.code, status.RESOURCE_EXHAUSTED, err.details);
     assert.deepEqual(d.provider.mountRequests, []);
     await assert.rejects(Deno.lstat(d.target("huge")), Deno.errors.NotFound);
@@ -137,12 +114,12 @@ Deno.test("a CSI request over gRPC's 4 MiB receive limit is RESOURCE_EXHAUSTED a
   }));
 
 Deno.test("a volume context that JSON escaping inflates past the provider's limit fails clearly", () =>
-  withDriver(async (d) => {
+  withTestDriver(async (d) => {
     // 1 MiB of control characters: 6 MiB once escaped as \u0001 in the attributes JSON. The provider
     // refuses the request; the error must not blame the provider's answer.
     const request = d.publishRequest("inflated");
     request.volume_context = { ...request.volume_context, control: "\u0001".repeat(1024 * 1024) };
-    const err = await failure(d.client.nodePublishVolume(request));
+    const err = await grpcFailure(d.client.nodePublishVolume(request));
     assert.equal(err.code, status.RESOURCE_EXHAUSTED, err.details);
     assert.doesNotMatch(err.details, /answered Mount/, "the request was too large, not the response");
     assert.match(err.details, /request/i);
@@ -151,7 +128,7 @@ Deno.test("a volume context that JSON escaping inflates past the provider's limi
   }));
 
 Deno.test("quotes, backslashes, U+2028/2029, NUL, HTML characters and emoji reach the provider intact", () =>
-  withDriver(async (d) => {
+  withTestDriver(async (d) => {
     const weird = {
       quotes: `"quoted" 'single' \`back\``,
       backslashes: "C:\\path\\to\\file \\u0041 \\n",

@@ -6,31 +6,10 @@
 import assert from "node:assert/strict";
 import { status } from "@grpc/grpc-js";
 import { join } from "node:path";
-import { startTestDriver, type TestDriver, type TestDriverOptions } from "../support/driver.ts";
-import { requireRoot } from "../support/root.ts";
+import { type GrpcFailure, grpcFailure, type TestDriver, withTestDriver } from "../support/driver.ts";
 
-async function withDriver(fn: (d: TestDriver) => Promise<void>, options: TestDriverOptions = {}) {
-  requireRoot();
-  const driver = await startTestDriver(options);
-  try {
-    await fn(driver);
-  } finally {
-    await driver.close();
-  }
-}
-
-interface GrpcFailure {
-  code: number;
-  details: string;
-}
-
-async function publishFailure(d: TestDriver, pod: string, spc: string): Promise<GrpcFailure> {
-  try {
-    await d.client.nodePublishVolume(d.publishRequest(pod, spc));
-  } catch (err) {
-    return err as GrpcFailure;
-  }
-  throw new Error(`publishing ${pod} succeeded but should have failed`);
+function publishFailure(d: TestDriver, pod: string, spc: string): Promise<GrpcFailure> {
+  return grpcFailure(d.client.nodePublishVolume(d.publishRequest(pod, spc)));
 }
 
 async function assertNothingLeft(d: TestDriver, pod: string): Promise<void> {
@@ -103,7 +82,7 @@ const hangUpMidRequest: RawBehaviour = async (conn) => {
 };
 
 Deno.test("a provider answer over --max-call-recv-msg-size is RESOURCE_EXHAUSTED naming the flag", () =>
-  withDriver(async (d) => {
+  withTestDriver(async (d) => {
     d.provider.behaviour = { files: [{ path: "big", contents: new Uint8Array(100 * 1024) }] };
     const err = await publishFailure(d, "big", "spc-test");
     assert.equal(err.code, status.RESOURCE_EXHAUSTED, err.details);
@@ -115,7 +94,7 @@ Deno.test("a provider answer over --max-call-recv-msg-size is RESOURCE_EXHAUSTED
   }, { provider: { maxRecvBytes: 64 * 1024 } }));
 
 Deno.test("a socket that answers with garbage bytes is a clean UNAVAILABLE error", () =>
-  withDriver((d) =>
+  withTestDriver((d) =>
     withRawProvider(d, "garbage", garbage, async () => {
       const err = await publishFailure(d, "garbage", "spc-garbage");
       assert.equal(err.code, status.UNAVAILABLE, err.details);
@@ -125,7 +104,7 @@ Deno.test("a socket that answers with garbage bytes is a clean UNAVAILABLE error
     }), { provider: { timeoutMs: 3000 } }));
 
 Deno.test("a socket that accepts and never answers fails at the deadline, naming the time", () =>
-  withDriver((d) =>
+  withTestDriver((d) =>
     withRawProvider(d, "silent", silent, async () => {
       const err = await publishFailure(d, "silent", "spc-silent");
       assert.equal(err.code, status.DEADLINE_EXCEEDED, err.details);
@@ -138,7 +117,7 @@ Deno.test("a socket that accepts and never answers fails at the deadline, naming
     }), { provider: { timeoutMs: 1500 } }));
 
 Deno.test("a socket that hangs up in the middle of the request is a clean UNAVAILABLE error", () =>
-  withDriver((d) =>
+  withTestDriver((d) =>
     withRawProvider(d, "hangup", hangUpMidRequest, async () => {
       const err = await publishFailure(d, "hangup", "spc-hangup");
       assert.equal(err.code, status.UNAVAILABLE, err.details);

@@ -7,31 +7,10 @@ import assert from "node:assert/strict";
 import { status } from "@grpc/grpc-js";
 import { join } from "node:path";
 import { isMountPoint, readMountinfo } from "../../lib/mount/mountinfo.ts";
-import { startTestDriver, type TestDriver, type TestDriverOptions } from "../support/driver.ts";
-import { requireRoot } from "../support/root.ts";
+import { type GrpcFailure, grpcFailure, type TestDriver, withTestDriver } from "../support/driver.ts";
 
-async function withDriver(fn: (d: TestDriver) => Promise<void>, options: TestDriverOptions = {}) {
-  requireRoot();
-  const driver = await startTestDriver(options);
-  try {
-    await fn(driver);
-  } finally {
-    await driver.close();
-  }
-}
-
-interface GrpcFailure {
-  code: number;
-  details: string;
-}
-
-async function publishError(d: TestDriver, request: object): Promise<GrpcFailure> {
-  try {
-    await d.client.nodePublishVolume(request);
-  } catch (err) {
-    return err as GrpcFailure;
-  }
-  throw new Error("the publish succeeded but should have failed");
+function publishError(d: TestDriver, request: object): Promise<GrpcFailure> {
+  return grpcFailure(d.client.nodePublishVolume(request));
 }
 
 /** Every path below `dir` (relative), directories included, not following symlinks. */
@@ -65,7 +44,7 @@ const HOSTILE_PATHS: [string, string][] = [
 ];
 
 Deno.test("hostile provider file paths are refused with a clear error, nothing written, no mount left", () =>
-  withDriver(async (d) => {
+  withTestDriver(async (d) => {
     const before = await tree(d.dir);
     for (const [what, path] of HOSTILE_PATHS) {
       // A valid file first: the refusal must not leave it half-written either.
@@ -88,7 +67,7 @@ Deno.test("10,000 files: refused cleanly when the tmpfs is full, written complet
   await t.step(
     "1 MiB tmpfs: a clean ENOSPC error, nothing half-written, no mount",
     () =>
-      withDriver(async (d) => {
+      withTestDriver(async (d) => {
         d.provider.behaviour = { files };
         const err = await publishError(d, d.publishRequest("many"));
         assert.equal(err.code, status.INTERNAL, err.details);
@@ -98,7 +77,7 @@ Deno.test("10,000 files: refused cleanly when the tmpfs is full, written complet
       }),
   );
   await t.step("64 MiB tmpfs: every file is there", () =>
-    withDriver(async (d) => {
+    withTestDriver(async (d) => {
       d.provider.behaviour = { files };
       await d.client.nodePublishVolume(d.publishRequest("many"));
       const written = (await tree(join(d.target("many"), "..data"))).filter((p) => /\/f\d+$/.test(p));
@@ -108,7 +87,7 @@ Deno.test("10,000 files: refused cleanly when the tmpfs is full, written complet
       assert.deepEqual(await d.mounts(), []);
     }, { provider: { tmpfsSizeBytes: 64 * 1024 * 1024 } }));
   await t.step("10,001 files are refused before anything is written", () =>
-    withDriver(async (d) => {
+    withTestDriver(async (d) => {
       d.provider.behaviour = { files: [...files, { path: "one-more", contents: "x" }] };
       const err = await publishError(d, d.publishRequest("many"));
       assert.equal(err.code, status.INTERNAL);
@@ -118,7 +97,7 @@ Deno.test("10,000 files: refused cleanly when the tmpfs is full, written complet
 });
 
 Deno.test("a symlink planted in the target directory is hidden by the mount and never followed", () =>
-  withDriver(async (d) => {
+  withTestDriver(async (d) => {
     const outside = join(d.dir, "outside");
     await Deno.mkdir(outside);
     await Deno.writeTextFile(join(outside, "secret"), "original");
@@ -147,7 +126,7 @@ Deno.test("a symlink planted in the target directory is hidden by the mount and 
   }));
 
 Deno.test("a target path that is a symlink is refused; nothing is mounted where it points", () =>
-  withDriver(async (d) => {
+  withTestDriver(async (d) => {
     const outside = join(d.dir, "outside");
     await Deno.mkdir(outside);
     const target = d.target("link");
@@ -164,7 +143,7 @@ Deno.test("a target path that is a symlink is refused; nothing is mounted where 
   }));
 
 Deno.test("a target path with characters mountinfo escapes publishes, republishes and unpublishes", () =>
-  withDriver(async (d) => {
+  withTestDriver(async (d) => {
     for (const name of ["with space", "tab\there", "new\nline", "back\\slash", "all \t\n\\ é 😀 \\040"]) {
       const target = join(d.dir, "pods", name, "volumes/kubernetes.io~csi/secrets/mount");
       const request = { ...d.publishRequest("odd"), target_path: target };

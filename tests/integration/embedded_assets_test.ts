@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { silentLogger } from "../../lib/log.ts";
 import { ProviderClient } from "../../lib/provider/client.ts";
 import { DRIVER_VERSION } from "../../lib/version.ts";
+import { waitUntilListening } from "../../lib/unix-socket.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -89,14 +90,11 @@ Deno.test("embedded assets: `version` runs from a copy of the module graph alone
   assert.match(new TextDecoder().decode(stdout), new RegExp(DRIVER_VERSION.replaceAll(".", "\\.")));
 });
 
-/** Resolves once `path` exists; fails if `child` exits first. Polls a bounded number of times. */
+/** Resolves once something listens on `path`; fails if `child` exits first. */
 async function waitForSocket(path: string, child: Deno.ChildProcess): Promise<void> {
   let exited = false;
   child.status.then(() => exited = true);
-  for (let i = 0; i < 600 && !exited; i++) {
-    if (await Deno.stat(path).then(() => true, () => false)) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  if (await waitUntilListening(path, 60_000, () => exited)) return;
   assert.fail(exited ? "the provider exited before creating its socket" : `${path} never appeared`);
 }
 

@@ -118,6 +118,8 @@ Deno.test("every secret type is synced with its labels, annotations and the mana
       tls["tls.key"],
       /^-----BEGIN RSA PRIVATE KEY-----\n[\s\S]+\n-----END RSA PRIVATE KEY-----\n$/,
     );
+    // The metric is reported once the whole pass is done, which may be just after the last Secret landed.
+    await waitFor("the sync metric", () => k.metrics.synced.length > 0);
     assert.deepEqual(k.metrics.synced, [{ provider: "test", count: 8 }]);
     assert.deepEqual(k.metrics.errors, []);
 

@@ -6,20 +6,9 @@ import assert from "node:assert/strict";
 import { status } from "@grpc/grpc-js";
 import { join } from "node:path";
 import { isMountPoint, readMountinfo } from "../../lib/mount/mountinfo.ts";
-import { requireRoot } from "../support/root.ts";
-import { startTestDriver, type TestDriver } from "../support/driver.ts";
+import { type TestDriver, withTestDriver } from "../support/driver.ts";
 
 const decoder = new TextDecoder();
-
-async function withDriver(fn: (d: TestDriver) => Promise<void>, options = {}): Promise<void> {
-  requireRoot();
-  const driver = await startTestDriver(options);
-  try {
-    await fn(driver);
-  } finally {
-    await driver.close();
-  }
-}
 
 /** The call must fail with gRPC `code` and a message matching `pattern`. */
 async function assertGrpcError(call: Promise<unknown>, code: status, pattern: RegExp): Promise<void> {
@@ -41,7 +30,7 @@ async function assertMissing(path: string): Promise<void> {
 }
 
 Deno.test("publish mounts a tmpfs with the provider's files through ..data; unpublish removes it", () =>
-  withDriver(async (d) => {
+  withTestDriver(async (d) => {
     d.provider.behaviour = {
       files: [
         { path: "username", contents: "app" },
@@ -75,7 +64,7 @@ Deno.test("publish mounts a tmpfs with the provider's files through ..data; unpu
   }));
 
 Deno.test("publish again on a mounted target (rotation off) is a no-op without a provider call", () =>
-  withDriver(async (d) => {
+  withTestDriver(async (d) => {
     await d.client.nodePublishVolume(d.publishRequest("pod-b"));
     const data = await Deno.readLink(join(d.target("pod-b"), "..data"));
     await d.client.nodePublishVolume(d.publishRequest("pod-b"));
@@ -85,7 +74,7 @@ Deno.test("publish again on a mounted target (rotation off) is a no-op without a
   }));
 
 Deno.test("unpublish of an unknown or already removed path succeeds", () =>
-  withDriver(async (d) => {
+  withTestDriver(async (d) => {
     await d.client.nodeUnpublishVolume({ volume_id: "x", target_path: d.target("never") });
     await d.client.nodePublishVolume(d.publishRequest("pod-c"));
     await d.client.nodeUnpublishVolume({ volume_id: "x", target_path: d.target("pod-c") });
@@ -105,7 +94,7 @@ const HOSTILE: [string, { path: string; contents: string; mode?: number }[]][] =
 
 for (const [what, files] of HOSTILE) {
   Deno.test(`a provider response with ${what} is refused, nothing is written and the mount is undone`, () =>
-    withDriver(async (d) => {
+    withTestDriver(async (d) => {
       d.provider.behaviour = { files };
       await assertPublishFails(d, "pod-h", status.INTERNAL, /provider "test" returned an invalid file/);
       await assertMissing(join(d.dir, "evil"));
@@ -114,7 +103,7 @@ for (const [what, files] of HOSTILE) {
 }
 
 Deno.test("provider failures are clear gRPC errors naming the pod and provider, with no mount left", () =>
-  withDriver(async (d) => {
+  withTestDriver(async (d) => {
     await d.addSpc("spc-missing", "vault");
     await assertPublishFails(
       d,
@@ -133,13 +122,13 @@ Deno.test("provider failures are clear gRPC errors naming the pod and provider, 
   }));
 
 Deno.test("a provider that hangs past the deadline fails the publish naming provider, pod and time", () =>
-  withDriver(async (d) => {
+  withTestDriver(async (d) => {
     d.provider.behaviour = { hang: true };
     await assertPublishFails(d, "pod-slow", status.DEADLINE_EXCEEDED, /"test".*default\/pod-slow.*300ms/);
   }, { provider: { timeoutMs: 300 } }));
 
 Deno.test("50 concurrent publishes to different targets all succeed", () =>
-  withDriver(async (d) => {
+  withTestDriver(async (d) => {
     const pods = Array.from({ length: 50 }, (_, i) => `pod-${i}`);
     await Promise.all(pods.map((p) => d.client.nodePublishVolume(d.publishRequest(p))));
     assert.deepEqual((await d.mounts()).sort(), pods.map((p) => d.target(p)).sort());
@@ -151,7 +140,7 @@ Deno.test("50 concurrent publishes to different targets all succeed", () =>
   }));
 
 Deno.test("10 concurrent publishes to one target end with one mount", () =>
-  withDriver(async (d) => {
+  withTestDriver(async (d) => {
     await Promise.all(
       Array.from({ length: 10 }, () => d.client.nodePublishVolume(d.publishRequest("pod-x"))),
     );
@@ -160,7 +149,7 @@ Deno.test("10 concurrent publishes to one target end with one mount", () =>
   }));
 
 Deno.test("target paths outside what a privileged driver may touch are refused", () =>
-  withDriver(async (d) => {
+  withTestDriver(async (d) => {
     for (
       const [path, pattern] of [["/proc/self/x", /under \/proc/], ["/", /never mounts over the root/], [
         "relative/path",

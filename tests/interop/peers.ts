@@ -4,6 +4,7 @@
  * stopped and its pipes drained by `stop()`, so Deno's sanitizers see nothing left behind.
  */
 import { fileURLToPath } from "node:url";
+import { waitUntilListening } from "../../lib/unix-socket.ts";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
 const MAIN = `${REPO}main.ts`;
@@ -208,21 +209,12 @@ function spawnServer(cmd: string, args: string[], socket: string): SpawnedServer
   };
 }
 
-/** Waits until `socket` exists, failing with the process's stderr when it exits first. */
+/** Waits until something listens on `socket`, failing with the process's stderr when it exits first. */
 async function waitForSocket(server: SpawnedServer, socket: string): Promise<void> {
   let exited = false;
   server.exited.then(() => exited = true);
   // Generous: the first `deno run` of main.ts may compile the whole driver.
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    try {
-      if ((await Deno.lstat(socket)).isSocket) return;
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    }
-    if (exited) break;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  if (await waitUntilListening(socket, 60_000, () => exited)) return;
   await server.stop();
   throw new Error(
     `no socket at ${socket}${exited ? " (the process exited)" : " after 60s"}:\n${server.stderr()}`,

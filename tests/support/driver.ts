@@ -16,6 +16,7 @@ import type { SpcSource } from "../../lib/volume/ports.ts";
 import { mountsUnder } from "../../lib/mount/mountinfo.ts";
 import { MNT_DETACH, sysUmount2 } from "../../lib/mount/libc.ts";
 import { SpcDirectory } from "../../lib/spc/files.ts";
+import { requireRoot } from "./root.ts";
 import { TestProvider } from "./test-provider.ts";
 
 export interface TestDriver {
@@ -114,4 +115,34 @@ export async function startTestDriver(options: TestDriverOptions = {}): Promise<
     await Deno.remove(dir, { recursive: true });
   };
   return { dir, client, provider, wired, providerDir, addSpc, target, publishRequest, mounts, close };
+}
+
+/** Runs `fn` with a fresh driver (needs root) and always closes it. */
+export async function withTestDriver(
+  fn: (d: TestDriver) => Promise<void>,
+  options: TestDriverOptions = {},
+): Promise<void> {
+  requireRoot();
+  const driver = await startTestDriver(options);
+  try {
+    await fn(driver);
+  } finally {
+    await driver.close();
+  }
+}
+
+/** A gRPC failure as the client sees it. */
+export interface GrpcFailure {
+  code: number;
+  details: string;
+}
+
+/** The error `call` fails with; throws when it succeeds. */
+export async function grpcFailure(call: Promise<unknown>): Promise<GrpcFailure> {
+  try {
+    await call;
+  } catch (err) {
+    return err as GrpcFailure;
+  }
+  throw new Error("the call succeeded but should have failed");
 }

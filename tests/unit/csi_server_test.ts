@@ -427,11 +427,15 @@ Deno.test("graceful shutdown: stops accepting, lets the in-flight publish finish
 Deno.test("shutdown force-closes a call that outlasts the grace period", async () => {
   await withServer(async ({ server, client, volumes }) => {
     const held = heldPublish(volumes);
-    const publish = client.nodePublishVolume(validPublish());
+    // The handler is attached now: the call may fail while shutdown() is still being awaited.
+    const publishFails = assert.rejects(
+      client.nodePublishVolume(validPublish()),
+      (err: grpc.ServiceError) => err.code !== GrpcStatus.OK,
+    );
     await held.started;
     try {
       await server.shutdown(50);
-      await assert.rejects(publish, (err: grpc.ServiceError) => err.code !== GrpcStatus.OK);
+      await publishFails;
       await assert.rejects(Deno.lstat(server.socketPath), Deno.errors.NotFound);
     } finally {
       held.release();
