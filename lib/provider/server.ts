@@ -103,7 +103,11 @@ async function shutdown(
   }
   await new Promise<void>((resolve) => {
     // tryShutdown waits for clients to hang up; a client holding its connection open must not stall close().
-    const cut = setTimeout(() => server.forceShutdown(), CLOSE_GRACE_MS);
+    // forceShutdown does not always run tryShutdown's callback: resolve here too, or close() could wait forever.
+    const cut = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, CLOSE_GRACE_MS);
     server.tryShutdown(() => {
       clearTimeout(cut);
       resolve();

@@ -156,7 +156,12 @@ Deno.test("metrics, healthz, JSON logs and provider health of a running driver",
 
   // Every log line is one JSON object with ts, level and msg, and no line carries secret bytes.
   for (const line of [...driver.lines, ...provider.lines]) {
-    const entry = JSON.parse(line);
+    let entry;
+    try {
+      entry = JSON.parse(line);
+    } catch {
+      assert.fail(`a log line is not JSON: ${line}`);
+    }
     assert.ok(entry.ts && entry.level && entry.msg, line);
     for (const secret of [...Object.values(SECRETS), "tok-rotated-never-log-me"]) {
       assert.ok(!line.includes(secret), `a log line carries secret bytes: ${line}`);
