@@ -81,3 +81,24 @@ Deno.test("/metrics serves upstream's metric names; /healthz follows the health 
     await server.close();
   }
 });
+
+Deno.test("sync and rotation metrics carry upstream's labels", async () => {
+  const metrics = new PrometheusMetrics();
+  metrics.syncK8sSecret("vault", 2, 0.3);
+  metrics.syncK8sSecretError("vault", "InvalidSecretObject");
+  metrics.rotation("vault", true, 0.2);
+  metrics.rotationError("vault", "FailedToRotate", false, 0.1);
+  metrics.providerHealth("vault", false);
+  const text = await metrics.registry.metrics();
+  for (
+    const line of [
+      'total_sync_k8s_secret{provider="vault",os_type="linux"} 2',
+      'sync_k8s_secret_duration_sec_count{os_type="linux"} 1',
+      'total_sync_k8s_secret_error{provider="vault",error_type="InvalidSecretObject",os_type="linux"} 1',
+      'total_rotation_reconcile{provider="vault",os_type="linux",rotated="true"} 1',
+      'total_rotation_reconcile_error{provider="vault",error_type="FailedToRotate",os_type="linux",rotated="false"} 1',
+      'rotation_reconcile_duration_sec_count{os_type="linux"} 2',
+      'provider_healthy{provider="vault",os_type="linux"} 0',
+    ]
+  ) assert.ok(text.split("\n").includes(line), `missing: ${line}`);
+});
