@@ -26,9 +26,21 @@ const GO_ESCAPES: Record<string, string> = {
   "\u2029": "\\u2029",
 };
 
+const utf8 = new TextEncoder();
+
+/** Go orders map keys by their UTF-8 bytes; JavaScript's sort() uses UTF-16 code units, which differs above U+E000. */
+function byUtf8Bytes(a: string, b: string): number {
+  const x = utf8.encode(a);
+  const y = utf8.encode(b);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i] - y[i];
+  return x.length - y.length;
+}
+
 /** Go's json.Marshal of a map[string]string. */
 export function goJsonStringMap(map: Record<string, string>): string {
-  const sorted = Object.keys(map).sort().map((k) => `${JSON.stringify(k)}:${JSON.stringify(map[k])}`);
+  const sorted = Object.keys(map).sort(byUtf8Bytes).map((k) =>
+    `${JSON.stringify(k)}:${JSON.stringify(map[k])}`
+  );
   return `{${sorted.join(",")}}`.replace(/[<>&\u2028\u2029]/g, (c) => GO_ESCAPES[c]);
 }
 

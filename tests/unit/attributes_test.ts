@@ -21,6 +21,8 @@ Deno.test("goJsonStringMap matches Go's json.Marshal: sorted keys, HTML characte
   assert.equal(goJsonStringMap({ b: "1", a: "<x>&\u2028" }), '{"a":"\\u003cx\\u003e\\u0026\\u2028","b":"1"}');
   assert.equal(goJsonStringMap({}), "{}");
   assert.equal(goJsonStringMap({ q: 'say "hi"\n' }), '{"q":"say \\"hi\\"\\n"}');
+  // Keys in Go's order (UTF-8 bytes): U+FFFD (EF BF BD) before U+1F600 (F0 9F 98 80), unlike UTF-16 order.
+  assert.equal(goJsonStringMap({ "\u{1F600}": "b", "\uFFFD": "a" }), '{"\uFFFD":"a","\u{1F600}":"b"}');
 });
 
 Deno.test("attributes: SPC parameters overlaid with every volume attribute", () => {
