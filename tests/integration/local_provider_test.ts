@@ -6,7 +6,8 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { GrpcStatus } from "../../lib/errors.ts";
 import { createLogger, silentLogger } from "../../lib/log.ts";
-import { ProviderCallError, ProviderClient } from "../../lib/provider/client.ts";
+import { ProviderClient } from "../../lib/provider/client.ts";
+import { providerCallError } from "../support/test-provider.ts";
 import { LOCAL_PROVIDER_NAME, serveLocalProvider } from "../../lib/provider/local.ts";
 import type { CallContext, MountResponse, ObjectVersion } from "../../lib/volume/ports.ts";
 import { DRIVER_VERSION } from "../../lib/version.ts";
@@ -52,16 +53,6 @@ async function setup() {
 
 const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-
-async function rejection(promise: Promise<unknown>): Promise<ProviderCallError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof ProviderCallError, `expected a ProviderCallError, got ${err}`);
-    return err;
-  }
-  assert.fail("expected the mount to fail");
-}
 
 Deno.test("serves files with alias and mode, versions are sha256 of the contents", async () => {
   await using t = await setup();
@@ -128,13 +119,13 @@ Deno.test("objects outside the root are rejected", async (t) => {
   ];
   for (const [objectName, message] of cases) {
     await t.step(objectName, async () => {
-      const err = await rejection(s.mount(`- objectName: ${JSON.stringify(objectName)}`));
+      const err = await providerCallError(s.mount(`- objectName: ${JSON.stringify(objectName)}`));
       assert.equal(err.code, GrpcStatus.INVALID_ARGUMENT);
       assert.match(err.message, message);
     });
   }
   await t.step("an alias cannot leave the mount", async () => {
-    const err = await rejection(s.mount("- objectName: api-key\n  objectAlias: ../api-key"));
+    const err = await providerCallError(s.mount("- objectName: api-key\n  objectAlias: ../api-key"));
     assert.equal(err.code, GrpcStatus.INVALID_ARGUMENT);
     assert.match(err.message, /objectAlias "..\/api-key" contains ".."/);
   });
@@ -169,13 +160,13 @@ Deno.test("bad objects are INVALID_ARGUMENT or NOT_FOUND with a sentence", async
       permission: "420",
       currentObjectVersion: [],
     };
-    const err = await rejection(s.client.mount(LOCAL_PROVIDER_NAME, request, CTX));
+    const err = await providerCallError(s.client.mount(LOCAL_PROVIDER_NAME, request, CTX));
     assert.equal(err.code, GrpcStatus.INVALID_ARGUMENT);
     assert.match(err.message, /the mount attributes are not valid JSON/);
   });
   for (const [objects, code, message] of cases) {
     await t.step(objects || "(empty)", async () => {
-      const err = await rejection(s.mount(objects));
+      const err = await providerCallError(s.mount(objects));
       assert.equal(err.code, code, err.message);
       assert.match(err.message, message);
       assert.match(err.message, /^provider "local" failed Mount for pod default\/demo: /);

@@ -4,9 +4,9 @@
 import assert from "node:assert/strict";
 import { GrpcStatus } from "../../lib/errors.ts";
 import { silentLogger } from "../../lib/log.ts";
-import { ProviderCallError, ProviderClient, type ProviderClientOptions } from "../../lib/provider/client.ts";
+import { ProviderClient, type ProviderClientOptions } from "../../lib/provider/client.ts";
 import type { CallContext, MountRequest } from "../../lib/volume/ports.ts";
-import { TestProvider } from "../support/test-provider.ts";
+import { providerCallError, TestProvider } from "../support/test-provider.ts";
 
 const CTX: CallContext = { namespace: "team-a", pod: "web-0", timeoutMs: 5000 };
 
@@ -41,16 +41,6 @@ async function setup(options: Partial<ProviderClientOptions> = {}) {
   };
 }
 
-async function rejection(promise: Promise<unknown>): Promise<ProviderCallError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof ProviderCallError, `expected a ProviderCallError, got ${err}`);
-    return err;
-  }
-  assert.fail("expected the call to fail");
-}
-
 Deno.test("mount sends the request byte for byte and returns files and versions", async () => {
   await using t = await setup();
   const binary = new Uint8Array([0, 255, 10, 13, 128]);
@@ -80,7 +70,7 @@ Deno.test("mount sends the request byte for byte and returns files and versions"
 Deno.test("a provider's error.code is the error's reason", async () => {
   await using t = await setup();
   t.provider.behaviour = { errorCode: "AccessDenied" };
-  const err = await rejection(t.client.mount("test", REQUEST, CTX));
+  const err = await providerCallError(t.client.mount("test", REQUEST, CTX));
   assert.equal(err.reason, "AccessDenied");
   assert.match(
     err.message,
@@ -91,7 +81,7 @@ Deno.test("a provider's error.code is the error's reason", async () => {
 Deno.test("a response without object versions is rejected like upstream", async () => {
   await using t = await setup();
   t.provider.behaviour = { files: [], objectVersions: [] };
-  const err = await rejection(t.client.mount("test", REQUEST, CTX));
+  const err = await providerCallError(t.client.mount("test", REQUEST, CTX));
   assert.equal(err.reason, "GRPCProviderError");
   assert.match(err.message, /without object versions/);
 });
@@ -99,7 +89,7 @@ Deno.test("a response without object versions is rejected like upstream", async 
 Deno.test("a provider that hangs past the deadline gets DEADLINE_EXCEEDED naming provider, pod and time", async () => {
   await using t = await setup();
   t.provider.behaviour = { hang: true };
-  const err = await rejection(t.client.mount("test", REQUEST, { ...CTX, timeoutMs: 300 }));
+  const err = await providerCallError(t.client.mount("test", REQUEST, { ...CTX, timeoutMs: 300 }));
   assert.equal(err.code, GrpcStatus.DEADLINE_EXCEEDED);
   assert.equal(err.message, 'provider "test" did not answer Mount for pod team-a/web-0 within 300ms');
   assert.equal(t.provider.mountRequests.length, 1, "a deadline is not retried");
@@ -123,7 +113,7 @@ Deno.test("UNAVAILABLE is retried until the provider answers", async () => {
 Deno.test("UNAVAILABLE beyond the retry budget fails with UNAVAILABLE", async () => {
   await using t = await setup();
   t.provider.unavailableFor(3);
-  const err = await rejection(t.client.mount("test", REQUEST, CTX));
+  const err = await providerCallError(t.client.mount("test", REQUEST, CTX));
   assert.equal(err.code, GrpcStatus.UNAVAILABLE);
   assert.equal(t.provider.mountRequests.length, 3);
   assert.match(
@@ -135,7 +125,7 @@ Deno.test("UNAVAILABLE beyond the retry budget fails with UNAVAILABLE", async ()
 Deno.test("other gRPC errors keep their code and are not retried", async () => {
   await using t = await setup();
   t.provider.behaviour = { grpcError: { code: GrpcStatus.PERMISSION_DENIED, message: "no access to vault" } };
-  const err = await rejection(t.client.mount("test", REQUEST, CTX));
+  const err = await providerCallError(t.client.mount("test", REQUEST, CTX));
   assert.equal(err.code, GrpcStatus.PERMISSION_DENIED);
   assert.equal(err.reason, "GRPCProviderError");
   assert.equal(t.provider.mountRequests.length, 1);
@@ -145,7 +135,7 @@ Deno.test("other gRPC errors keep their code and are not retried", async () => {
 Deno.test("a response over maxRecvBytes is RESOURCE_EXHAUSTED naming the limit and the flag", async () => {
   await using t = await setup({ maxRecvBytes: 64 * 1024 });
   t.provider.behaviour = { files: [{ path: "big", contents: new Uint8Array(100 * 1024) }] };
-  const err = await rejection(t.client.mount("test", REQUEST, CTX));
+  const err = await providerCallError(t.client.mount("test", REQUEST, CTX));
   assert.equal(err.code, GrpcStatus.RESOURCE_EXHAUSTED);
   assert.match(err.message, /provider "test" answered Mount for pod team-a\/web-0/);
   assert.match(err.message, /65536-byte limit; raise --max-call-recv-msg-size/);
@@ -175,7 +165,7 @@ Deno.test("a provider that crashed and came back is reached although its old cha
   const stale = Deno.listen({ transport: "unix", path: `${t.provider.socketPath}.old` });
   await Deno.link(`${t.provider.socketPath}.old`, t.provider.socketPath);
   stale.close();
-  const err = await rejection(t.client.mount("test", REQUEST, CTX));
+  const err = await providerCallError(t.client.mount("test", REQUEST, CTX));
   assert.equal(err.code, GrpcStatus.UNAVAILABLE);
   assert.match(err.message, /provider "test" failed Mount for pod team-a\/web-0: .*ECONNREFUSED/);
 
@@ -210,7 +200,7 @@ Deno.test("a provider that moved to another directory is found there", async () 
 
 Deno.test("a provider that is not found fails with the directories searched", async () => {
   await using t = await setup();
-  const err = await rejection(t.client.mount("vault", REQUEST, CTX));
+  const err = await providerCallError(t.client.mount("vault", REQUEST, CTX));
   assert.equal(err.code, GrpcStatus.UNAVAILABLE);
   assert.equal(err.reason, "FailedToLookupProviderGRPCClient");
   assert.match(err.message, /team-a\/web-0/);
@@ -222,7 +212,7 @@ Deno.test("a provider whose socket went away leaves no channel behind", async ()
   await t.client.mount("test", REQUEST, CTX);
   assert.deepEqual(t.client.connectedProviders(), ["test"]);
   await t.provider.close();
-  const err = await rejection(t.client.mount("test", REQUEST, CTX));
+  const err = await providerCallError(t.client.mount("test", REQUEST, CTX));
   assert.match(err.message, /provider "test" not found/);
   assert.deepEqual(t.client.connectedProviders(), []);
 });
@@ -237,6 +227,6 @@ Deno.test("version reports the provider's runtime and sends the API version", as
 Deno.test("calls after close fail with CANCELLED", async () => {
   await using t = await setup();
   t.client.close();
-  const err = await rejection(t.client.mount("test", REQUEST, CTX));
+  const err = await providerCallError(t.client.mount("test", REQUEST, CTX));
   assert.equal(err.code, GrpcStatus.CANCELLED);
 });

@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { GrpcStatus } from "../../lib/errors.ts";
 import { silentLogger } from "../../lib/log.ts";
-import { ProviderCallError, ProviderClient } from "../../lib/provider/client.ts";
+import { ProviderClient } from "../../lib/provider/client.ts";
+import { providerCallError } from "../support/test-provider.ts";
 import type { MountRequest } from "../../lib/volume/ports.ts";
 import { goPeers } from "../support/go-peers.ts";
 import { type GoProviderOptions, type Server, startGoProvider } from "./peers.ts";
@@ -60,16 +61,6 @@ async function setUp(options: GoProviderOptions) {
       await Deno.remove(dir, { recursive: true });
     },
   };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<ProviderCallError> {
-  try {
-    await promise;
-  } catch (err) {
-    assert.ok(err instanceof ProviderCallError, `expected a ProviderCallError, got ${err}`);
-    return err;
-  }
-  assert.fail("expected the call to fail");
 }
 
 async function shortSha256(bytes: Uint8Array): Promise<string> {
@@ -167,7 +158,7 @@ Deno.test("provider client calls Version on a grpc-go provider", async () => {
 Deno.test("provider client turns MountResponse.error.code into a failure with that reason", async () => {
   const peer = await setUp({ errorCode: "AccessDenied" });
   try {
-    const err = await rejection(peer.client.mount(PROVIDER, request(), CTX));
+    const err = await providerCallError(peer.client.mount(PROVIDER, request(), CTX));
     assert.deepEqual(err.reason, "AccessDenied");
     assert.deepEqual(err.code, GrpcStatus.INTERNAL);
     assert.ok(err.message.includes(`"${PROVIDER}"`) && err.message.includes("team-a/app-0"), err.message);
@@ -179,7 +170,7 @@ Deno.test("provider client turns MountResponse.error.code into a failure with th
 Deno.test("provider client keeps a grpc-go status code and message", async () => {
   const peer = await setUp({ grpcCode: GrpcStatus.PERMISSION_DENIED });
   try {
-    const err = await rejection(peer.client.mount(PROVIDER, request(), CTX));
+    const err = await providerCallError(peer.client.mount(PROVIDER, request(), CTX));
     assert.deepEqual(err.code, GrpcStatus.PERMISSION_DENIED);
     assert.ok(err.message.includes("provider stand-in told to fail with code 7"), err.message);
   } finally {
@@ -190,7 +181,7 @@ Deno.test("provider client keeps a grpc-go status code and message", async () =>
 Deno.test("provider client gives up on a slow grpc-go provider at the deadline", async () => {
   const peer = await setUp({ delay: "60s" });
   try {
-    const err = await rejection(peer.client.mount(PROVIDER, request(), { ...CTX, timeoutMs: 300 }));
+    const err = await providerCallError(peer.client.mount(PROVIDER, request(), { ...CTX, timeoutMs: 300 }));
     assert.deepEqual(err.code, GrpcStatus.DEADLINE_EXCEEDED);
     assert.ok(err.message.includes("within 300ms") && err.message.includes("team-a/app-0"), err.message);
   } finally {

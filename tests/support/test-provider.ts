@@ -3,8 +3,10 @@
  * files and versions, answer `error.code`, fail with a gRPC status, hang, delay. Every request is
  * recorded as received on the wire.
  */
+import assert from "node:assert/strict";
 import { join } from "node:path";
 import { DriverError, GrpcStatus } from "../../lib/errors.ts";
+import { ProviderCallError } from "../../lib/provider/client.ts";
 import { type ProviderServer, serveProvider } from "../../lib/provider/server.ts";
 import type {
   WireFile,
@@ -122,4 +124,15 @@ function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
     if (signal.aborted) onAbort();
     else signal.addEventListener("abort", onAbort, { once: true });
   });
+}
+
+/** The ProviderCallError `promise` fails with; fails the test when it succeeds or fails otherwise. */
+export async function providerCallError(promise: Promise<unknown>): Promise<ProviderCallError> {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(err instanceof ProviderCallError, `expected a ProviderCallError, got ${err}`);
+    return err;
+  }
+  assert.fail("expected the provider call to fail");
 }
