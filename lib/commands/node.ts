@@ -21,10 +21,11 @@ import { createWriter, wireVolumes } from "./wiring.ts";
 const SHUTDOWN_GRACE_MS = 10_000;
 
 /**
- * Where SecretProviderClasses come from: `--spc-dir` (standalone), else the cluster (--kubeconfig,
- * $KUBECONFIG or the in-cluster account), whose parts also record SPCPS objects and sync Secrets.
+ * Standalone with `--spc-dir` (SecretProviderClasses from files, nothing else), else connects to the
+ * cluster (--kubeconfig, $KUBECONFIG or the in-cluster account) and starts the whole Kubernetes side:
+ * the informers, the SPCPS recorder and the Secret sync.
  */
-async function spcSource(
+async function startClusterOrStandalone(
   config: NodeConfig,
   log: Logger,
   metrics: DriverMetrics,
@@ -62,7 +63,7 @@ export async function runNode(config: NodeConfig): Promise<number> {
   const metrics = new PrometheusMetrics();
   // One writer for the volumes and for the Secret sync, which reads the mounted files through it.
   const writer = createWriter(config.provider, log);
-  const { spcs, kubernetes } = await spcSource(config, log, metrics, writer);
+  const { spcs, kubernetes } = await startClusterOrStandalone(config, log, metrics, writer);
   const metricsServer = config.metricsAddr === ""
     ? undefined
     : startMetricsServer(config.metricsAddr, metrics.registry, () => acceptsConnections(socketPath), log);

@@ -14,6 +14,7 @@ import {
 } from "@kubernetes/client-node";
 import { DriverError, GrpcStatus, messageOf } from "../errors.ts";
 import { SPC_GROUP } from "../spc/parse.ts";
+import { KUBERNETES_DEFAULTS } from "./defaults.ts";
 import { TokenBucket } from "./rate-limit.ts";
 
 /** One Kubernetes API call the driver makes: the verbs it uses on a resource. */
@@ -119,9 +120,9 @@ export interface WatchEvent {
 export interface KubeApiOptions {
   /** Sent as User-Agent on every request. */
   userAgent: string;
-  /** Sustained requests per second (controller-runtime's default: 20). */
+  /** Sustained requests per second (unset: defaults.ts). */
   qps?: number;
-  /** Requests allowed at once above the sustained rate (controller-runtime's default: 30). */
+  /** Requests allowed at once above the sustained rate (unset: defaults.ts). */
   burst?: number;
   /** Deadline of one request (watches excepted: they have their own timeouts). */
   timeoutMs?: number;
@@ -137,10 +138,6 @@ export interface WatchOptions {
   /** Gives up on a stream that sent nothing (not even a bookmark) for this long. */
   inactivityMs: number;
 }
-
-const DEFAULT_QPS = 20;
-const DEFAULT_BURST = 30;
-const DEFAULT_TIMEOUT_MS = 10_000;
 
 /**
  * A failed API call: a DriverError (so a publish that fails on it reports a fitting gRPC code) that
@@ -238,8 +235,55 @@ async function withDeadline<T>(
   }
 }
 
+/**
+ * The calls the driver makes, and nothing else: {@link KubeApi} makes them over HTTP, the in-memory twin
+ * (tests/support/kube-twins.ts) on a map. The informers, the SPCPS recorder, the SPC source, the event
+ * recorder and the Secret sync take this, never the class.
+ */
+export interface KubeClient {
+  /** GET one object; a {@link KubeApiError} with `notFound` when it does not exist. */
+  get<T extends KubeObject = KubeObject>(res: ResourceName, namespace: string, name: string): Promise<T>;
+  /** GET a list, in one namespace or all, optionally filtered by a label selector. */
+  list<T extends KubeObject = KubeObject>(
+    res: ResourceName,
+    options?: { namespace?: string; labelSelector?: string; signal?: AbortSignal },
+  ): Promise<KubeList<T>>;
+  /** POST a new object; `conflict` when it exists already. */
+  create<T extends KubeObject = KubeObject>(
+    res: ResourceName,
+    namespace: string,
+    body: KubeObject,
+  ): Promise<T>;
+  /** PUT an object; `conflict` when its metadata.resourceVersion is stale. */
+  update<T extends KubeObject = KubeObject>(res: ResourceName, body: KubeObject): Promise<T>;
+  /** Streams events until the server ends the stream or `signal` aborts. */
+  watch(
+    res: ResourceName,
+    options: WatchOptions,
+    onEvent: (event: WatchEvent) => void,
+    signal: AbortSignal,
+  ): Promise<void>;
+}
+
+/** How many times a write is tried when it meets a 409 (each time on a fresh read). */
+const CONFLICT_ATTEMPTS = 5;
+
+/**
+ * Runs `attempt` (read, decide, write) again when it fails with a 409 Conflict or AlreadyExists, up to
+ * {@link CONFLICT_ATTEMPTS} times in all; any other failure, or the last 409, is thrown.
+ */
+export async function retryOnConflict<T>(attempt: () => Promise<T>): Promise<T> {
+  for (let tries = 1;; tries++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!(err instanceof KubeApiError && err.conflict) || tries >= CONFLICT_ATTEMPTS) throw err;
+    }
+  }
+}
+
 /** The driver's Kubernetes client. */
-export class KubeApi {
+export class KubeApi implements KubeClient {
   readonly #config: KubeConfig;
   readonly #server: string;
   readonly #userAgent: string;
@@ -255,8 +299,11 @@ export class KubeApi {
     this.#config = config;
     this.#server = cluster.server.replace(/\/+$/, "");
     this.#userAgent = options.userAgent;
-    this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.#limiter = new TokenBucket(options.qps ?? DEFAULT_QPS, options.burst ?? DEFAULT_BURST);
+    this.#timeoutMs = options.timeoutMs ?? KUBERNETES_DEFAULTS.requestTimeoutMs;
+    this.#limiter = new TokenBucket(
+      options.qps ?? KUBERNETES_DEFAULTS.qps,
+      options.burst ?? KUBERNETES_DEFAULTS.burst,
+    );
   }
 
   /** The API server's URL. */

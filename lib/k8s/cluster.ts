@@ -6,15 +6,15 @@
 import { KubeConfig } from "@kubernetes/client-node";
 import { messageOf } from "../errors.ts";
 import { DRIVER_NAME, DRIVER_VERSION } from "../version.ts";
-import { CONTEXT } from "../volume/attributes.ts";
 import type { Published } from "../volume/publish.ts";
 import { KubeApi } from "./api.ts";
+import { KUBERNETES_DEFAULTS } from "./defaults.ts";
 import { EventRecorder } from "./events.ts";
 import { Informer } from "./informer.ts";
-import { SecretSync } from "./secret-sync.ts";
-import type { ClusterConfig, KubernetesOptions, KubernetesParts } from "./setup.ts";
+import type { ClusterConfig, KubernetesOptions, KubernetesParts } from "./options.ts";
+import { type MountedVolumes, SecretSync } from "./secret-sync.ts";
 import { ClusterSpcSource } from "./spc.ts";
-import { NODE_LABEL, type Spcps, spcpsName, SpcpsRecorder } from "./spcps.ts";
+import { NODE_LABEL, publishedPod, type Spcps, spcpsName, SpcpsRecorder } from "./spcps.ts";
 
 /** Loads the configuration with client-node; errors name the file. */
 function loadKubeConfig(config: ClusterConfig): KubeConfig {
@@ -50,7 +50,7 @@ export async function connectCluster(
   config: ClusterConfig,
   options: KubernetesOptions,
 ): Promise<KubernetesParts> {
-  const tuning = options.tuning ?? {};
+  const tuning = { ...KUBERNETES_DEFAULTS, ...options.tuning };
   const log = options.log.with({ component: "kubernetes" });
   const api = new KubeApi(loadKubeConfig(config), {
     userAgent:
@@ -63,8 +63,8 @@ export async function connectCluster(
     api,
     log,
     watchTimeoutSeconds: tuning.watchTimeoutSeconds,
-    initialBackoffMs: tuning.informerBackoffMs?.initial,
-    maxBackoffMs: tuning.informerBackoffMs?.max,
+    initialBackoffMs: tuning.informerBackoffMs.initial,
+    maxBackoffMs: tuning.informerBackoffMs.max,
   };
   // The handlers run only after start(), once `sync` exists.
   const spcCache = new Informer({
@@ -84,23 +84,27 @@ export async function connectCluster(
   });
   const spcs = new ClusterSpcSource(api, spcCache);
   const recorder = new SpcpsRecorder(api, options.nodeId, spcpsCache, log);
+  // The volumes published through this process, with their pod: the only ones the sync reads from.
+  const published = new Map<string, string>();
+  const volumes: MountedVolumes = { podUid: (targetPath) => published.get(targetPath) };
   const sync = new SecretSync({
     api,
     spcps: spcpsCache,
     spcs,
     reader: options.reader,
+    volumes,
     events: new EventRecorder(api, options.nodeId, log),
     metrics: options.metrics,
     log,
     resyncMs: tuning.resyncMs,
-    initialBackoffMs: tuning.syncBackoffMs?.initial,
-    maxBackoffMs: tuning.syncBackoffMs?.max,
+    initialBackoffMs: tuning.syncBackoffMs.initial,
+    maxBackoffMs: tuning.syncBackoffMs.max,
   });
 
   spcCache.start();
   spcpsCache.start();
   sync.start();
-  const syncTimeoutMs = tuning.syncTimeoutMs ?? 10_000;
+  const syncTimeoutMs = tuning.syncTimeoutMs;
   const synced = await Promise.all([
     spcCache.waitForSync(syncTimeoutMs),
     spcpsCache.waitForSync(syncTimeoutMs),
@@ -116,13 +120,16 @@ export async function connectCluster(
 
   return {
     spcs,
-    afterPublish: async (published: Published) => {
-      await recorder.recordMounted(published);
-      const ctx = published.request.volumeContext;
-      const namespace = ctx[CONTEXT.podNamespace] ?? "";
-      sync.enqueue(namespace, spcpsName(ctx[CONTEXT.podName] ?? "", namespace, published.spc.name));
+    afterPublish: async (volume: Published) => {
+      await recorder.recordMounted(volume);
+      const pod = publishedPod(volume);
+      published.set(volume.targetPath, pod.uid);
+      sync.enqueue(pod.namespace, spcpsName(pod.name, pod.namespace, volume.spc.name));
     },
-    afterUnpublish: (targetPath: string) => recorder.recordUnmounted(targetPath),
+    afterUnpublish: (targetPath: string) => {
+      published.delete(targetPath);
+      return recorder.recordUnmounted(targetPath);
+    },
     stop: async () => {
       await sync.stop();
       await Promise.all([spcCache.stop(), spcpsCache.stop()]);

@@ -5,7 +5,7 @@
  */
 import { messageOf } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { KubeApi, KubeObject } from "./api.ts";
+import type { KubeClient, KubeObject } from "./api.ts";
 
 export const EVENT_SOURCE = "csi-secrets-store-controller";
 
@@ -14,7 +14,7 @@ export class EventRecorder {
   readonly #sent = new Map<string, number>();
 
   constructor(
-    private readonly api: KubeApi,
+    private readonly api: KubeClient,
     private readonly nodeId: string,
     private readonly log: Logger,
     private readonly repeatAfterMs = 10 * 60_000,

@@ -7,21 +7,22 @@
  */
 import { messageOf } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import { type KubeApi, KubeApiError, type KubeObject, type ResourceName, type WatchEvent } from "./api.ts";
+import { KubeApiError, type KubeClient, type KubeObject, type ResourceName, type WatchEvent } from "./api.ts";
 import { sleep } from "../sleep.ts";
+import { KUBERNETES_DEFAULTS } from "./defaults.ts";
 
 /** What changed in the cache. */
 export type ChangeType = "added" | "updated" | "deleted";
 
 /** Options of an {@link Informer}. */
 export interface InformerOptions {
-  api: KubeApi;
+  api: KubeClient;
   resource: ResourceName;
   labelSelector?: string;
   log: Logger;
   /** Called for every change of the cache, after it is applied. */
   onChange?: (type: ChangeType, object: KubeObject) => void;
-  /** The server ends each watch after this long (default 300 s, as client-go's 5–10 min). */
+  /** The server ends each watch after this long (unset: defaults.ts; client-go uses 5–10 min). */
   watchTimeoutSeconds?: number;
   /** Delay after a failed list or watch, doubled per failure up to `maxBackoffMs`. */
   initialBackoffMs?: number;
@@ -35,11 +36,22 @@ export function objectKey(namespace: string | undefined, name: string | undefine
 
 const keyOf = (o: KubeObject) => objectKey(o.metadata.namespace, o.metadata.name);
 
+/**
+ * What readers of an informer see: its cache. The SPC source, the SPCPS recorder and the Secret sync take
+ * this, so tests hand them a map (tests/support/kube-twins.ts) instead of a list-and-watch loop.
+ */
+export interface ObjectCache<T extends KubeObject = KubeObject> {
+  /** The cached object, if any. */
+  get(namespace: string, name: string): T | undefined;
+  /** Every cached object. */
+  list(): T[];
+}
+
 /** Signals a 410 from a watch: the loop re-lists. */
 class Expired extends Error {}
 
 /** A cache of the objects of one resource, kept current by list and watch. */
-export class Informer<T extends KubeObject = KubeObject> {
+export class Informer<T extends KubeObject = KubeObject> implements ObjectCache<T> {
   readonly #options: InformerOptions;
   readonly #objects = new Map<string, T>();
   readonly #abort = new AbortController();
@@ -96,7 +108,10 @@ export class Informer<T extends KubeObject = KubeObject> {
   }
 
   async #run(): Promise<void> {
-    const { initialBackoffMs = 200, maxBackoffMs = 10_000 } = this.#options;
+    const {
+      initialBackoffMs = KUBERNETES_DEFAULTS.informerBackoffMs.initial,
+      maxBackoffMs = KUBERNETES_DEFAULTS.informerBackoffMs.max,
+    } = this.#options;
     const signal = this.#abort.signal;
     const log = this.#options.log.with({ resource: this.#options.resource });
     let backoff = initialBackoffMs;
@@ -148,7 +163,7 @@ export class Informer<T extends KubeObject = KubeObject> {
   }
 
   async #watch(): Promise<void> {
-    const timeoutSeconds = this.#options.watchTimeoutSeconds ?? 300;
+    const timeoutSeconds = this.#options.watchTimeoutSeconds ?? KUBERNETES_DEFAULTS.watchTimeoutSeconds;
     let expired = false;
     await this.#options.api.watch(this.#options.resource, {
       labelSelector: this.#options.labelSelector,

@@ -4,6 +4,7 @@
  * mounted object and a key), its type handling (any type string, kubernetes.io/tls split from a PEM
  * bundle) and the managed label. Pure: no API calls, no file reads.
  */
+import { isRecord } from "../json.ts";
 import type { ProviderFile } from "../volume/ports.ts";
 import { tlsPart } from "./tls-pem.ts";
 
@@ -42,9 +43,6 @@ export interface DesiredSecret {
   /** Key → contents. */
   data: Record<string, Uint8Array>;
 }
-
-const isRecord = (v: unknown): v is Record<string, unknown> =>
-  typeof v === "object" && v !== null && !Array.isArray(v);
 
 const str = (v: unknown) => (typeof v === "string" ? v.trim() : "");
 

@@ -14,14 +14,21 @@
  *   on the pod and an error metric; the object is retried with exponential backoff. Nothing throws out.
  */
 import { messageOf } from "../errors.ts";
+import { sameJson } from "../json.ts";
 import type { Logger } from "../log.ts";
 import type { DriverMetrics } from "../metrics.ts";
-import type { ProviderFile } from "../volume/ports.ts";
-import { type KubeApi, KubeApiError, type KubeObject, type OwnerReference } from "./api.ts";
+import type { ProviderFile, SpcSource } from "../volume/ports.ts";
+import {
+  KubeApiError,
+  type KubeClient,
+  type KubeObject,
+  type OwnerReference,
+  retryOnConflict,
+} from "./api.ts";
+import { type Clock, systemClock, type Timer } from "./clock.ts";
 import type { EventRecorder } from "./events.ts";
-import { type Informer, objectKey } from "./informer.ts";
+import { type ObjectCache, objectKey } from "./informer.ts";
 import { type DesiredSecret, desiredSecret, MANAGED_LABEL, SecretObjectError } from "./secret-data.ts";
-import type { ClusterSpcSource } from "./spc.ts";
 import { type Spcps, SPCPS_API_VERSION, SPCPS_KIND } from "./spcps.ts";
 
 /** Reads what a volume shows (AtomicWriter.read). */
@@ -29,26 +36,39 @@ export interface MountedReader {
   read(targetDir: string): Promise<ProviderFile[] | null>;
 }
 
+/**
+ * The volumes this driver mounted, by target path. The sync reads files only from these: the path in
+ * an SPCPS is an API object anyone with write access to SPCPS objects can set.
+ */
+export interface MountedVolumes {
+  /** The uid of the pod the volume at `targetPath` was published for; undefined when this driver has not mounted it. */
+  podUid(targetPath: string): string | undefined;
+}
+
 /** Options of {@link SecretSync}. */
 export interface SecretSyncOptions {
-  api: KubeApi;
+  api: KubeClient;
   /** This node's SPCPS objects. */
-  spcps: Informer<Spcps>;
-  spcs: ClusterSpcSource;
+  spcps: ObjectCache<Spcps>;
+  spcs: SpcSource;
   reader: MountedReader;
-  events: EventRecorder;
+  volumes: MountedVolumes;
+  events: Pick<EventRecorder, "warn">;
   metrics: DriverMetrics;
   log: Logger;
-  /** Every object is synced again this often (default 5 min, upstream's requeue after success). */
-  resyncMs?: number;
-  /** First retry delay after a failure, doubled per failure up to `maxBackoffMs` (default 1 s … 5 min). */
-  initialBackoffMs?: number;
-  maxBackoffMs?: number;
+  /** Every object is synced again this often (upstream requeues after 5 min on success). */
+  resyncMs: number;
+  /** First retry delay after a failure, doubled per failure up to `maxBackoffMs`. */
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+  /** Retry and resync timers, durations (the system clock unless a test moves time). */
+  clock?: Clock;
 }
 
 /** Upstream's event reason for every sync failure. */
 const FAILED_REASON = "FailedToCreateSecret";
-const CONFLICT_RETRIES = 5;
+/** error_type of a refused SPCPS (beyond upstream, which reads any path). */
+export const NOT_MOUNTED_HERE = "TargetPathNotMountedByDriver";
 
 interface PodObject extends KubeObject {
   status?: { phase?: string };
@@ -68,8 +88,6 @@ function base64(bytes: Uint8Array): string {
   return btoa(s);
 }
 
-const sameJson = (a: unknown, b: unknown) => JSON.stringify(a ?? {}) === JSON.stringify(b ?? {});
-
 /** Sorted keys, so that comparisons do not depend on key order. */
 function sorted(map: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(map).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
@@ -77,32 +95,37 @@ function sorted(map: Record<string, string>): Record<string, string> {
 
 /** The Secret sync controller. */
 export class SecretSync {
-  readonly #o: SecretSyncOptions;
+  readonly #options: SecretSyncOptions;
+  readonly #clock: Clock;
   readonly #queue = new Set<string>();
-  readonly #retryTimers = new Map<string, ReturnType<typeof setTimeout>>();
+  readonly #retryTimers = new Map<string, Timer>();
   readonly #failures = new Map<string, number>();
   readonly #abort = new AbortController();
-  #resync: ReturnType<typeof setInterval> | undefined;
+  #resync: Timer | undefined;
   #wake: (() => void) | undefined;
   #worker: Promise<void> | undefined;
 
   constructor(options: SecretSyncOptions) {
-    this.#o = options;
+    this.#options = options;
+    this.#clock = options.clock ?? systemClock;
   }
 
   /** Starts the worker and the periodic resync. */
   start(): void {
-    this.#resync = setInterval(() => {
-      for (const o of this.#o.spcps.list()) this.enqueue(o.metadata.namespace!, o.metadata.name!);
-    }, this.#o.resyncMs ?? 5 * 60_000);
-    this.#worker ??= this.#work();
+    if (this.#worker !== undefined) return;
+    const resync = () => {
+      for (const o of this.#options.spcps.list()) this.enqueue(o.metadata.namespace!, o.metadata.name!);
+      this.#resync = this.#clock.after(this.#options.resyncMs, resync);
+    };
+    this.#resync = this.#clock.after(this.#options.resyncMs, resync);
+    this.#worker = this.#work();
   }
 
   /** Schedules a sync of SPCPS `namespace/name` (several requests before it runs make one sync). */
   enqueue(namespace: string, name: string): void {
     if (this.#abort.signal.aborted) return;
     const key = objectKey(namespace, name);
-    clearTimeout(this.#retryTimers.get(key));
+    this.#retryTimers.get(key)?.cancel();
     this.#retryTimers.delete(key);
     this.#queue.add(key);
     this.#wake?.();
@@ -110,7 +133,7 @@ export class SecretSync {
 
   /** Schedules every SPCPS of class `namespace/name` (its secretObjects may have changed). */
   enqueueClass(namespace: string, name: string): void {
-    for (const o of this.#o.spcps.list()) {
+    for (const o of this.#options.spcps.list()) {
       if (o.metadata.namespace === namespace && o.status?.secretProviderClassName === name) {
         this.enqueue(namespace, o.metadata.name!);
       }
@@ -120,8 +143,8 @@ export class SecretSync {
   /** Stops the worker (after the sync in progress) and every timer. */
   async stop(): Promise<void> {
     this.#abort.abort();
-    clearInterval(this.#resync);
-    for (const timer of this.#retryTimers.values()) clearTimeout(timer);
+    this.#resync?.cancel();
+    for (const timer of this.#retryTimers.values()) timer.cancel();
     this.#retryTimers.clear();
     this.#wake?.();
     await this.#worker;
@@ -143,7 +166,7 @@ export class SecretSync {
         this.#failures.delete(key);
       } catch (err) {
         if (!(err instanceof RetryLater)) {
-          this.#o.log.error("secret sync failed", { spcps: key, error: messageOf(err) });
+          this.#options.log.error("secret sync failed", { spcps: key, error: messageOf(err) });
         }
         this.#retry(key);
       }
@@ -154,28 +177,31 @@ export class SecretSync {
     if (this.#abort.signal.aborted) return;
     const failures = (this.#failures.get(key) ?? 0) + 1;
     this.#failures.set(key, failures);
-    const initial = this.#o.initialBackoffMs ?? 1000;
-    const delay = Math.min(initial * 2 ** (failures - 1), this.#o.maxBackoffMs ?? 5 * 60_000);
-    clearTimeout(this.#retryTimers.get(key));
+    const { initialBackoffMs, maxBackoffMs } = this.#options;
+    const delay = Math.min(initialBackoffMs * 2 ** (failures - 1), maxBackoffMs);
+    this.#retryTimers.get(key)?.cancel();
     this.#retryTimers.set(
       key,
-      setTimeout(() => {
+      this.#clock.after(delay, () => {
         this.#retryTimers.delete(key);
         this.#queue.add(key);
         this.#wake?.();
-      }, delay),
+      }),
     );
   }
 
   async #reconcile(namespace: string, name: string): Promise<void> {
-    const spcps = this.#o.spcps.get(namespace, name);
+    const spcps = this.#options.spcps.get(namespace, name);
     const status = spcps?.status;
     if (spcps === undefined || status === undefined || !status.mounted) return;
-    const log = this.#o.log.with({ spcps: `${namespace}/${name}`, pod: `${namespace}/${status.podName}` });
-    const spc = await this.#o.spcs.get(namespace, status.secretProviderClassName);
+    const log = this.#options.log.with({
+      spcps: `${namespace}/${name}`,
+      pod: `${namespace}/${status.podName}`,
+    });
+    const spc = await this.#options.spcs.get(namespace, status.secretProviderClassName);
     if (spc.secretObjects.length === 0) return;
 
-    const pod = await this.#o.api.get<PodObject>("pods", namespace, status.podName).catch((err) => {
+    const pod = await this.#options.api.get<PodObject>("pods", namespace, status.podName).catch((err) => {
       if (err instanceof KubeApiError && err.notFound) {
         throw new RetryLater(`pod ${namespace}/${status.podName} not found`);
       }
@@ -186,16 +212,29 @@ export class SecretSync {
     if (pod.metadata.deletionTimestamp || phase === "Succeeded" || phase === "Failed") return;
     if (owner !== undefined && owner.uid !== pod.metadata.uid) return; // a stale status of an older pod
 
-    const started = performance.now();
+    const started = this.#clock.now();
     const fail = async (errorType: string, message: string): Promise<void> => {
       log.error("failed to sync secret", { error: message });
-      this.#o.metrics.syncK8sSecretError(spc.provider, errorType);
-      await this.#o.events.warn(pod, FAILED_REASON, message);
+      this.#options.metrics.syncK8sSecretError(spc.provider, errorType);
+      await this.#options.events.warn(pod, FAILED_REASON, message);
     };
+
+    // Only a volume this driver mounted, for this very pod: otherwise an SPCPS written by hand could make
+    // the driver (root) copy another pod's files, its service account token say, into a Secret.
+    const mountedFor = this.#options.volumes.podUid(status.targetPath);
+    if (mountedFor === undefined || mountedFor !== pod.metadata.uid) {
+      await fail(
+        NOT_MOUNTED_HERE,
+        mountedFor === undefined
+          ? `refusing to sync from ${status.targetPath}: it is not a volume this driver mounted`
+          : `refusing to sync from ${status.targetPath}: it was mounted for another pod than ${namespace}/${status.podName}`,
+      );
+      throw new RetryLater();
+    }
 
     let files: ProviderFile[] | null;
     try {
-      files = await this.#o.reader.read(status.targetPath);
+      files = await this.#options.reader.read(status.targetPath);
     } catch (err) {
       files = null;
       log.warn("cannot read mounted files", { error: messageOf(err) });
@@ -229,7 +268,7 @@ export class SecretSync {
       }
     }
     if (written > 0) {
-      this.#o.metrics.syncK8sSecret(spc.provider, written, (performance.now() - started) / 1000);
+      this.#options.metrics.syncK8sSecret(spc.provider, written, (this.#clock.now() - started) / 1000);
       log.info("synced secrets", { count: written });
     }
     if (failed) throw new RetryLater();
@@ -253,40 +292,36 @@ export class SecretSync {
   }
 
   /** Creates or updates one Secret; true when it wrote. Retries a 409 on a fresh read. */
-  async #upsert(namespace: string, desired: DesiredSecret, owners: OwnerReference[]): Promise<boolean> {
+  #upsert(namespace: string, desired: DesiredSecret, owners: OwnerReference[]): Promise<boolean> {
     const data = sorted(Object.fromEntries(Object.entries(desired.data).map(([k, v]) => [k, base64(v)])));
-    for (let attempt = 1;; attempt++) {
-      try {
-        const current = await this.#o.api.get<SecretObject>("secrets", namespace, desired.name).catch(
-          (err) => {
-            if (err instanceof KubeApiError && err.notFound) return undefined;
-            throw err;
+    return retryOnConflict(async () => {
+      const current = await this.#options.api.get<SecretObject>("secrets", namespace, desired.name).catch(
+        (err) => {
+          if (err instanceof KubeApiError && err.notFound) return undefined;
+          throw err;
+        },
+      );
+      if (current === undefined) {
+        await this.#options.api.create("secrets", namespace, {
+          apiVersion: "v1",
+          kind: "Secret",
+          metadata: {
+            name: desired.name,
+            namespace,
+            labels: desired.labels,
+            annotations: desired.annotations,
+            ownerReferences: owners,
           },
-        );
-        if (current === undefined) {
-          await this.#o.api.create("secrets", namespace, {
-            apiVersion: "v1",
-            kind: "Secret",
-            metadata: {
-              name: desired.name,
-              namespace,
-              labels: desired.labels,
-              annotations: desired.annotations,
-              ownerReferences: owners,
-            },
-            type: desired.type,
-            data,
-          });
-          return true;
-        }
-        const next = this.#updated(namespace, current, desired, data, owners);
-        if (next === undefined) return false;
-        await this.#o.api.update("secrets", next);
+          type: desired.type,
+          data,
+        });
         return true;
-      } catch (err) {
-        if (!(err instanceof KubeApiError && err.conflict) || attempt >= CONFLICT_RETRIES) throw err;
       }
-    }
+      const next = this.#updated(namespace, current, desired, data, owners);
+      if (next === undefined) return false;
+      await this.#options.api.update("secrets", next);
+      return true;
+    });
   }
 
   /** The update `current` needs, or undefined when it already is what `desired` asks for. */

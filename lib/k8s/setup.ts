@@ -4,26 +4,18 @@
  * then loads @kubernetes/client-node (tens of MiB and a noticeable start-up cost), so standalone mode
  * and `version` never load it.
  */
-import type { Logger } from "../log.ts";
-import type { DriverMetrics } from "../metrics.ts";
-import type { SpcSource } from "../volume/ports.ts";
-import type { Published } from "../volume/publish.ts";
-import type { MountedReader } from "./secret-sync.ts";
+import type { ClusterConfig, ClusterEnvironment, KubernetesOptions, KubernetesParts } from "./options.ts";
 
-/** Where the cluster configuration comes from. */
-export type ClusterConfig =
-  | { source: "kubeconfig"; path: string }
-  | { source: "KUBECONFIG"; paths: string }
-  | { source: "in-cluster" };
+export type {
+  ClusterConfig,
+  ClusterEnvironment,
+  KubernetesOptions,
+  KubernetesParts,
+  KubernetesTuning,
+} from "./options.ts";
 
 /** The in-cluster service account token, as kubelet projects it. */
 export const SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token";
-
-/** Environment and files consulted, as parameters for tests. */
-export interface ClusterEnvironment {
-  env: (name: string) => string | undefined;
-  exists: (path: string) => boolean;
-}
 
 const realEnvironment: ClusterEnvironment = {
   env: (name) => Deno.env.get(name),
@@ -52,50 +44,6 @@ export function findClusterConfig(
     return { source: "in-cluster" };
   }
   return null;
-}
-
-/** What the node plugin gets from the cluster. */
-export interface KubernetesParts {
-  /** SecretProviderClasses, informer-backed. */
-  spcs: SpcSource;
-  /** Records the SPCPS of a mount or rotation (a failure fails the publish) and schedules the sync. */
-  afterPublish(published: Published): Promise<void>;
-  /** Records `mounted: false` on the SPCPS of an unmounted volume. */
-  afterUnpublish(targetPath: string): Promise<void>;
-  /** Stops informers, the sync controller and the connection pool. */
-  stop(): Promise<void>;
-}
-
-/** Options of {@link startKubernetes}. */
-export interface KubernetesOptions {
-  /** --kubeconfig */
-  kubeconfig?: string;
-  nodeId: string;
-  log: Logger;
-  metrics: DriverMetrics;
-  /** Reads the files mounted in a volume (the atomic writer's read). */
-  reader: MountedReader;
-  /** Tuning, mostly for tests. */
-  tuning?: KubernetesTuning;
-  /** Consulted instead of the process environment (tests). */
-  environment?: ClusterEnvironment;
-}
-
-/** Knobs with production defaults. */
-export interface KubernetesTuning {
-  qps?: number;
-  burst?: number;
-  /** Deadline of one API request (default 10 s). */
-  requestTimeoutMs?: number;
-  /** How long start-up waits for the caches' first list before serving anyway (default 10 s). */
-  syncTimeoutMs?: number;
-  /** The server ends each watch after this long (default 300 s). */
-  watchTimeoutSeconds?: number;
-  /** Informer retry delays after a failed list or watch (default 200 ms … 10 s). */
-  informerBackoffMs?: { initial: number; max: number };
-  /** Secret sync: periodic resync (default 5 min) and retry delays (default 1 s … 5 min). */
-  resyncMs?: number;
-  syncBackoffMs?: { initial: number; max: number };
 }
 
 /** Starts the Kubernetes integration; null when there is no cluster configuration (standalone). */

@@ -6,14 +6,14 @@
 import { notFound } from "../errors.ts";
 import { toSecretProviderClass } from "../spc/parse.ts";
 import type { SecretProviderClass, SpcSource } from "../volume/ports.ts";
-import { type KubeApi, KubeApiError, type KubeObject } from "./api.ts";
-import { type Informer, objectKey } from "./informer.ts";
+import { KubeApiError, type KubeClient, type KubeObject } from "./api.ts";
+import { type ObjectCache, objectKey } from "./informer.ts";
 
 /** Looks SecretProviderClasses up in the pod's namespace, cache first. */
 export class ClusterSpcSource implements SpcSource {
   readonly #inFlight = new Map<string, Promise<KubeObject>>();
 
-  constructor(private readonly api: KubeApi, private readonly cache: Informer) {}
+  constructor(private readonly api: KubeClient, private readonly cache: ObjectCache) {}
 
   async get(namespace: string, name: string): Promise<SecretProviderClass> {
     const object = this.cache.get(namespace, name) ?? await this.#fetch(namespace, name);

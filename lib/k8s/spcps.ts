@@ -8,12 +8,13 @@
  * updated to `mounted: false` (status otherwise kept). A pod being deleted may have lost its object
  * already; that is not an error.
  */
+import { sameJson } from "../json.ts";
 import type { Logger } from "../log.ts";
 import { CONTEXT } from "../volume/attributes.ts";
 import type { ObjectVersion } from "../volume/ports.ts";
 import type { Published } from "../volume/publish.ts";
-import { type KubeApi, KubeApiError, type KubeObject } from "./api.ts";
-import type { Informer } from "./informer.ts";
+import { KubeApiError, type KubeClient, type KubeObject, retryOnConflict } from "./api.ts";
+import type { ObjectCache } from "./informer.ts";
 import { SPC_GROUP } from "../spc/parse.ts";
 
 /** The label that ties an SPCPS to the node that mounted it. */
@@ -35,8 +36,22 @@ export interface Spcps extends KubeObject {
   status?: SpcpsStatus;
 }
 
-/** How many times a write is retried after a 409 Conflict (each time on a fresh read). */
-const CONFLICT_RETRIES = 5;
+/** The pod a volume was published for. */
+export interface PodRef {
+  name: string;
+  namespace: string;
+  uid: string;
+}
+
+/** The pod of a publish, from the volume context kubelet sent: the one place lib/k8s reads it. */
+export function publishedPod(published: Published): PodRef {
+  const ctx = published.request.volumeContext;
+  return {
+    name: ctx[CONTEXT.podName] ?? "",
+    namespace: ctx[CONTEXT.podNamespace] ?? "",
+    uid: ctx[CONTEXT.podUid] ?? "",
+  };
+}
 
 /** `<pod>-<namespace>-<class>`, as upstream names it. */
 export function spcpsName(pod: string, namespace: string, spc: string): string {
@@ -45,22 +60,20 @@ export function spcpsName(pod: string, namespace: string, spc: string): string {
 
 /** The object a successful mount should leave, as upstream writes it (objects sorted by id). */
 export function desiredSpcps(published: Published, nodeId: string): Spcps {
-  const ctx = published.request.volumeContext;
-  const pod = ctx[CONTEXT.podName] ?? "";
-  const namespace = ctx[CONTEXT.podNamespace] ?? "";
+  const pod = publishedPod(published);
   const objects = published.objectVersions.map(({ id, version }) => ({ id, version }))
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   return {
     apiVersion: SPCPS_API_VERSION,
     kind: SPCPS_KIND,
     metadata: {
-      name: spcpsName(pod, namespace, published.spc.name),
-      namespace,
+      name: spcpsName(pod.name, pod.namespace, published.spc.name),
+      namespace: pod.namespace,
       labels: { [NODE_LABEL]: nodeId },
-      ownerReferences: [{ apiVersion: "v1", kind: "Pod", name: pod, uid: ctx[CONTEXT.podUid] ?? "" }],
+      ownerReferences: [{ apiVersion: "v1", kind: "Pod", name: pod.name, uid: pod.uid }],
     },
     status: {
-      podName: pod,
+      podName: pod.name,
       secretProviderClassName: published.spc.name,
       mounted: true,
       targetPath: published.targetPath,
@@ -68,8 +81,6 @@ export function desiredSpcps(published: Published, nodeId: string): Spcps {
     },
   };
 }
-
-const sameJson = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
 /** True when `current` already says what `desired` says (label, owner, status). */
 function upToDate(current: Spcps, desired: Spcps): boolean {
@@ -84,10 +95,10 @@ export class SpcpsRecorder {
   readonly #byTarget = new Map<string, { namespace: string; name: string }>();
 
   constructor(
-    private readonly api: KubeApi,
+    private readonly api: KubeClient,
     private readonly nodeId: string,
     /** This node's SPCPS objects (the sync controller's informer). */
-    private readonly cache: Informer<Spcps>,
+    private readonly cache: ObjectCache<Spcps>,
     private readonly log: Logger,
   ) {}
 
@@ -151,20 +162,10 @@ export class SpcpsRecorder {
   }
 
   /** Read, change, write; on 409 Conflict read again and retry. `change` returns undefined for "no write". */
-  async #update(
-    namespace: string,
-    name: string,
-    change: (current: Spcps) => Spcps | undefined,
-  ): Promise<void> {
-    for (let attempt = 1;; attempt++) {
+  #update(namespace: string, name: string, change: (current: Spcps) => Spcps | undefined): Promise<void> {
+    return retryOnConflict(async () => {
       const next = change(await this.api.get<Spcps>("spcps", namespace, name));
-      if (next === undefined) return;
-      try {
-        await this.api.update("spcps", next);
-        return;
-      } catch (err) {
-        if (!(err instanceof KubeApiError && err.conflict) || attempt >= CONFLICT_RETRIES) throw err;
-      }
-    }
+      if (next !== undefined) await this.api.update("spcps", next);
+    });
   }
 }

@@ -3,13 +3,11 @@
  * uses, with the checks upstream makes at publish time.
  */
 import { invalidArgument } from "../errors.ts";
+import { isRecord } from "../json.ts";
 import type { SecretProviderClass } from "../volume/ports.ts";
 
 export const SPC_GROUP = "secrets-store.csi.x-k8s.io";
 export const SPC_VERSIONS = ["v1", "v1alpha1"] as const;
-
-const isRecord = (v: unknown): v is Record<string, unknown> =>
-  typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** True when `obj` is a SecretProviderClass of a served version. */
 export function isSecretProviderClass(obj: unknown): boolean {
