@@ -1,40 +1,19 @@
 /**
  * Shared by the k8s_*_test.ts integration tests: the in-process driver (tests/support/driver.ts) wired
  * to lib/k8s through startKubernetes against the API-server stand-in, exactly as `node` wires it, plus
- * metrics that remember the sync calls and helpers to put pods and classes into the stand-in.
+ * metrics that remember the sync calls (kube-twins.ts) and helpers to put pods and classes into the stand-in.
  */
 import type { NodePublishVolumeRequest } from "../../lib/csi/node.ts";
 import { createLogger, silentLogger } from "../../lib/log.ts";
-import { type DriverMetrics, noMetrics } from "../../lib/metrics.ts";
 import { type KubernetesParts, type KubernetesTuning, startKubernetes } from "../../lib/k8s/setup.ts";
 import type { MountedReader } from "../../lib/k8s/secret-sync.ts";
 import type { RotationConfig } from "../../lib/volume/publish.ts";
 import { type ApiServer, type KubeObject, SECRETS_STORE_GROUP } from "../support/apiserver.ts";
 import { startTestDriver, type TestDriver } from "../support/driver.ts";
+import { SyncMetrics } from "../support/kube-twins.ts";
 
 export const NS = "default";
 export const NODE_LABEL = "internal.secrets-store.csi.k8s.io/node-name";
-
-/** DriverMetrics that keep the Secret sync calls. */
-export class SyncMetrics implements DriverMetrics {
-  readonly synced: { provider: string; count: number }[] = [];
-  readonly errors: { provider: string; errorType: string }[] = [];
-  nodePublish = noMetrics.nodePublish;
-  nodePublishError = noMetrics.nodePublishError;
-  nodeUnpublish = noMetrics.nodeUnpublish;
-  nodeUnpublishError = noMetrics.nodeUnpublishError;
-  rotation = noMetrics.rotation;
-  rotationError = noMetrics.rotationError;
-  rotationSkipped = noMetrics.rotationSkipped;
-  mountedVolumes = noMetrics.mountedVolumes;
-  providerHealth = noMetrics.providerHealth;
-  syncK8sSecret(provider: string, count: number): void {
-    this.synced.push({ provider, count });
-  }
-  syncK8sSecretError(provider: string, errorType: string): void {
-    this.errors.push({ provider, errorType });
-  }
-}
 
 /**
  * Fast test tuning: short backoffs, a generous rate limit, and watches the server ends every 2 s. The
