@@ -7,6 +7,7 @@
  * schema does not declare is an error (the API server would otherwise prune it silently). As in the API
  * server, the root's `metadata` is ObjectMeta and not the CRD's business.
  */
+import { isRecord } from "../../lib/json.ts";
 
 /** One node of a structural schema. */
 export interface Schema {
@@ -20,9 +21,6 @@ export interface Schema {
   description?: string;
   "x-kubernetes-preserve-unknown-fields"?: boolean;
 }
-
-const isRecord = (v: unknown): v is Record<string, unknown> =>
-  typeof v === "object" && v !== null && !Array.isArray(v);
 
 function typeOf(value: unknown): string {
   if (value === null) return "null";

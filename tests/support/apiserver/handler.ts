@@ -1,7 +1,6 @@
-/** Maps one HTTP request onto the store: REST verbs, list/watch query parameters, patch types, discovery. */
+/** Maps one HTTP request onto the store: REST verbs (no PATCH: the driver never sends one), list/watch query parameters, discovery. */
 
 import { discovery } from "./discovery.ts";
-import { jsonPatch, mergePatch, PATCH_TYPES, strategicMerge } from "./patch.ts";
 import { apiVersionOf, parseResourcePath, type ResourcePath } from "./resources.ts";
 import { type Matcher, parseFieldSelector, parseLabelSelector } from "./selectors.ts";
 import { ApiError, badRequest, deleteSuccess, failure } from "./status.ts";
@@ -86,29 +85,6 @@ function list(store: Store, path: ResourcePath, query: URLSearchParams): Respons
   return jsonResponse(200, { kind: `${path.type.kind}List`, apiVersion, metadata, items: shown });
 }
 
-function patchFunction(
-  path: ResourcePath,
-  contentType: string,
-  body: unknown,
-): (current: KubeObject) => unknown {
-  switch (contentType) {
-    case PATCH_TYPES.json:
-      return (current) => jsonPatch(current, body);
-    case PATCH_TYPES.merge:
-      return (current) => mergePatch(current, body);
-    case PATCH_TYPES.strategic:
-      if (!path.type.custom) return (current) => strategicMerge(current, body);
-  }
-  const accepted = path.type.custom
-    ? [PATCH_TYPES.json, PATCH_TYPES.merge]
-    : [PATCH_TYPES.json, PATCH_TYPES.merge, PATCH_TYPES.strategic];
-  throw failure(
-    415,
-    `the body of the request was in an unknown format - accepted media types include: ${accepted.join(", ")}`,
-    "UnsupportedMediaType",
-  );
-}
-
 async function deleteOptions(req: Request, query: URLSearchParams): Promise<DeleteOptions> {
   const text = await req.text();
   const body = text.trim() === "" ? {} : JSON.parse(text) as DeleteOptions;
@@ -154,12 +130,6 @@ async function rest(req: Request, url: URL, path: ResourcePath, ctx: HandlerCont
         200,
         present(store.update(type, namespace, name, await readJson(req), subresource), path),
       );
-    case "PATCH": {
-      if (name === undefined) break;
-      const contentType = (req.headers.get("content-type") ?? "").split(";")[0].trim();
-      const apply = patchFunction(path, contentType, await readJson(req));
-      return jsonResponse(200, present(store.patch(type, namespace, name, apply, subresource), path));
-    }
     case "DELETE": {
       const options = await deleteOptions(req, query);
       if (name !== undefined) {

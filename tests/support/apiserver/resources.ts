@@ -11,9 +11,9 @@ export interface ResourceType {
   singular: string;
   kind: string;
   namespaced: boolean;
-  /** True for a status subresource: PUT/PATCH on the object keep status, on /status keep everything else. */
+  /** True for a status subresource: PUT on the object keeps status, on /status everything else. */
   statusSubresource: boolean;
-  /** Custom resources reject strategic merge patch (415) and carry metadata.generation. */
+  /** Custom resources carry metadata.generation. */
   custom: boolean;
   /** DELETE answers with the deleted object (pods, custom resources, ...) instead of a Status. */
   deleteReturnsObject: boolean;

@@ -3,7 +3,7 @@
  * resourceVersion, a bounded history of changes for watches, and the garbage collector's cascade.
  */
 
-import { jsonEqual } from "./patch.ts";
+import { isRecord } from "../../../lib/json.ts";
 import { apiVersionOf, type ResourceType } from "./resources.ts";
 import type { Matcher } from "./selectors.ts";
 import { alreadyExists, badRequest, conflict, invalid, notFound } from "./status.ts";
@@ -81,6 +81,20 @@ const now = () => new Date().toISOString().replace(/\.\d{3}Z$/, "Z");
 function randomSuffix(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(5));
   return Array.from(bytes, (b) => SUFFIX_ALPHABET[b % SUFFIX_ALPHABET.length]).join("");
+}
+
+/** Deep equality of JSON values (key order ignored): an update that changes nothing keeps its resourceVersion. */
+function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (Array.isArray(a) && Array.isArray(b)) {
+    return a.length === b.length && a.every((v, i) => jsonEqual(v, b[i]));
+  }
+  if (isRecord(a) && isRecord(b)) {
+    const keys = Object.keys(a);
+    return keys.length === Object.keys(b).length &&
+      keys.every((k) => Object.hasOwn(b, k) && jsonEqual(a[k], b[k]));
+  }
+  return false;
 }
 
 function keyOf(type: ResourceType, namespace: string | undefined, name: string): string {
@@ -245,20 +259,6 @@ export class Store {
       }
     }
     return this.#replace(type, existing, next);
-  }
-
-  /** PATCH: `apply` turns the current object into the patched one, then it is stored like an update. */
-  patch(
-    type: ResourceType,
-    namespace: string | undefined,
-    name: string,
-    apply: (current: KubeObject) => unknown,
-    subresource?: string,
-  ): KubeObject {
-    const existing = this.get(type, namespace, name);
-    const patched = apply(structuredClone(existing));
-    // A resourceVersion inside the patch is a precondition, as with update.
-    return this.update(type, namespace, name, patched, subresource);
   }
 
   /**
