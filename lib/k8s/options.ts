@@ -1,6 +1,7 @@
 /**
- * What the node plugin hands the Kubernetes integration and what it gets back. Imported by setup.ts (which decides whether there is a cluster) and
- * cluster.ts (which connects to it), so neither imports the other's module for its types.
+ * What the node plugin hands the Kubernetes integration and what it gets back. Imported by setup.ts
+ * (which decides whether there is a cluster) and cluster.ts (which connects to it), so that neither
+ * imports the other.
  */
 import type { Logger } from "../log.ts";
 import type { DriverMetrics } from "../metrics.ts";

@@ -58,7 +58,7 @@ export async function startGoProvider(
   return server;
 }
 
-/** Options of `main.ts node` in standalone mode (DESIGN.md §4). */
+/** Options of `main.ts node` in standalone mode (`--spc-dir`, no cluster). */
 export interface DriverOptions {
   endpointSocket: string;
   nodeId: string;
