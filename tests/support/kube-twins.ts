@@ -61,7 +61,8 @@ function labelMatcher(selector: string | undefined): (o: KubeObject) => boolean 
 /**
  * A {@link KubeClient} on maps: objects get a uid and a resourceVersion, a create of an existing name and
  * an update with a stale resourceVersion fail with 409 as the API server's do, a missing object is 404,
- * and watches see every later change. Like KubeApi it refuses a call the driver does not make (not in
+ * and watches see every change after the resourceVersion they start from (410 Expired once `compact()`
+ * dropped it). Like KubeApi it refuses a call the driver does not make (not in
  * API_CALLS). `failNext` injects a failure; `calls` records every call.
  */
 export class MemoryKube implements KubeClient {
@@ -69,6 +70,10 @@ export class MemoryKube implements KubeClient {
   readonly #objects = new Map<ResourceName, Map<string, KubeObject>>();
   readonly #faults: { verb: Verb; res: ResourceName; error: Error }[] = [];
   readonly #watchers = new Set<Watcher>();
+  /** Every change, for watches that start from an older resourceVersion; `compact()` drops it. */
+  #history: { version: number; res: ResourceName; type: WatchEvent["type"]; object: KubeObject }[] = [];
+  /** Watches from a resourceVersion below this get 410 Expired. */
+  #oldest = 1;
   #version = 1;
 
   /** Stores `object` as the server would (uid, resourceVersion) without recording a call; returns it. */
@@ -89,7 +94,10 @@ export class MemoryKube implements KubeClient {
     const object = this.#table(res).get(key);
     if (object === undefined) return;
     this.#table(res).delete(key);
-    this.#notify(res, "DELETED", object);
+    this.#notify(res, "DELETED", {
+      ...object,
+      metadata: { ...object.metadata, resourceVersion: String(++this.#version) },
+    });
   }
 
   /** The stored object, if any (a copy). */
@@ -115,6 +123,12 @@ export class MemoryKube implements KubeClient {
   /** Calls of `verb` (on `res`) so far. */
   count(verb: Verb, res?: ResourceName): number {
     return this.calls.filter((c) => c.verb === verb && (res === undefined || c.res === res)).length;
+  }
+
+  /** Forgets the change history, as etcd compaction does: a watch from an older resourceVersion gets 410. */
+  compact(): void {
+    this.#history = [];
+    this.#oldest = this.#version;
   }
 
   /** Ends every open watch, as a server does when a watch times out. */
@@ -202,6 +216,17 @@ export class MemoryKube implements KubeClient {
   ): Promise<void> {
     await this.#run({ verb: "watch", res, namespace: options.namespace }, () => undefined);
     if (signal.aborted) return;
+    const from = options.resourceVersion ? Number(options.resourceVersion) : undefined;
+    if (from !== undefined && from < this.#oldest) {
+      const gone = {
+        metadata: {},
+        code: 410,
+        reason: "Expired",
+        message: `too old resource version: ${from}`,
+      };
+      onEvent({ type: "ERROR", object: gone });
+      return;
+    }
     await new Promise<void>((resolve) => {
       const watcher: Watcher = {
         res,
@@ -214,6 +239,14 @@ export class MemoryKube implements KubeClient {
           resolve();
         },
       };
+      // The changes after `from` first, as the server replays them, then the live ones.
+      for (const change of this.#history) {
+        if (
+          from !== undefined && change.version > from && this.#matches(watcher, change.res, change.object)
+        ) {
+          onEvent({ type: change.type, object: structuredClone(change.object) });
+        }
+      }
       this.#watchers.add(watcher);
       signal.addEventListener("abort", watcher.end, { once: true });
     });
@@ -225,11 +258,15 @@ export class MemoryKube implements KubeClient {
     return table;
   }
 
+  #matches(w: Watcher, res: ResourceName, object: KubeObject): boolean {
+    return w.res === res && w.match(object) &&
+      (w.namespace === undefined || w.namespace === object.metadata.namespace);
+  }
+
   #notify(res: ResourceName, type: WatchEvent["type"], object: KubeObject): void {
+    this.#history.push({ version: this.#version, res, type, object: structuredClone(object) });
     for (const w of this.#watchers) {
-      if (w.res !== res || !w.match(object)) continue;
-      if (w.namespace !== undefined && w.namespace !== object.metadata.namespace) continue;
-      w.onEvent({ type, object: structuredClone(object) });
+      if (this.#matches(w, res, object)) w.onEvent({ type, object: structuredClone(object) });
     }
   }
 
