@@ -73,6 +73,7 @@ export async function runNode(config: NodeConfig): Promise<number> {
     rotation: config.rotation,
     afterPublish: kubernetes?.afterPublish,
     afterUnpublish: kubernetes?.afterUnpublish,
+    rotationFailed: kubernetes?.rotationFailed,
   });
   const server = await startCsiServer({
     endpoint: config.endpoint,

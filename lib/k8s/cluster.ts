@@ -6,8 +6,7 @@
 import { KubeConfig } from "@kubernetes/client-node";
 import { messageOf } from "../errors.ts";
 import { DRIVER_NAME, DRIVER_VERSION } from "../version.ts";
-import { CONTEXT } from "../volume/attributes.ts";
-import type { Published } from "../volume/publish.ts";
+import type { Published, RotationFailure } from "../volume/ports.ts";
 import { KubeApi } from "./api.ts";
 import { EventRecorder } from "./events.ts";
 import { Informer } from "./informer.ts";
@@ -15,6 +14,9 @@ import { SecretSync } from "./secret-sync.ts";
 import type { ClusterConfig, KubernetesOptions, KubernetesParts } from "./setup.ts";
 import { ClusterSpcSource } from "./spc.ts";
 import { NODE_LABEL, type Spcps, spcpsName, SpcpsRecorder } from "./spcps.ts";
+
+/** The Event reason of a failed rotation: upstream's error type for it (pkg/errors FailedToRotate). */
+export const ROTATION_FAILED_REASON = "FailedToRotate";
 
 /** Loads the configuration with client-node; errors name the file. */
 function loadKubeConfig(config: ClusterConfig): KubeConfig {
@@ -84,12 +86,13 @@ export async function connectCluster(
   });
   const spcs = new ClusterSpcSource(api, spcCache);
   const recorder = new SpcpsRecorder(api, options.nodeId, spcpsCache, log);
+  const events = new EventRecorder(api, options.nodeId, log);
   const sync = new SecretSync({
     api,
     spcps: spcpsCache,
     spcs,
     reader: options.reader,
-    events: new EventRecorder(api, options.nodeId, log),
+    events,
     metrics: options.metrics,
     log,
     resyncMs: tuning.resyncMs,
@@ -118,11 +121,16 @@ export async function connectCluster(
     spcs,
     afterPublish: async (published: Published) => {
       await recorder.recordMounted(published);
-      const ctx = published.request.volumeContext;
-      const namespace = ctx[CONTEXT.podNamespace] ?? "";
-      sync.enqueue(namespace, spcpsName(ctx[CONTEXT.podName] ?? "", namespace, published.spc.name));
+      const { name, namespace } = published.pod;
+      sync.enqueue(namespace, spcpsName(name, namespace, published.spc.name));
     },
     afterUnpublish: (targetPath: string) => recorder.recordUnmounted(targetPath),
+    rotationFailed: ({ pod, spcName, message }: RotationFailure) =>
+      events.warn(
+        { metadata: { ...pod } },
+        ROTATION_FAILED_REASON,
+        `failed to rotate the secrets of SecretProviderClass ${spcName}: ${message}`,
+      ),
     stop: async () => {
       await sync.stop();
       await Promise.all([spcCache.stop(), spcpsCache.stop()]);

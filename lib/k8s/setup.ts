@@ -6,8 +6,7 @@
  */
 import type { Logger } from "../log.ts";
 import type { DriverMetrics } from "../metrics.ts";
-import type { SpcSource } from "../volume/ports.ts";
-import type { Published } from "../volume/publish.ts";
+import type { Published, RotationFailure, SpcSource } from "../volume/ports.ts";
 import type { MountedReader } from "./secret-sync.ts";
 
 /** Where the cluster configuration comes from. */
@@ -62,6 +61,8 @@ export interface KubernetesParts {
   afterPublish(published: Published): Promise<void>;
   /** Records `mounted: false` on the SPCPS of an unmounted volume. */
   afterUnpublish(targetPath: string): Promise<void>;
+  /** Reports a failed rotation as a Warning Event on the pod. */
+  rotationFailed(failure: RotationFailure): Promise<void>;
   /** Stops informers, the sync controller and the connection pool. */
   stop(): Promise<void>;
 }

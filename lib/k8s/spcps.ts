@@ -9,9 +9,7 @@
  * already; that is not an error.
  */
 import type { Logger } from "../log.ts";
-import { CONTEXT } from "../volume/attributes.ts";
-import type { ObjectVersion } from "../volume/ports.ts";
-import type { Published } from "../volume/publish.ts";
+import type { ObjectVersion, Published } from "../volume/ports.ts";
 import { type KubeApi, KubeApiError, type KubeObject } from "./api.ts";
 import type { Informer } from "./informer.ts";
 import { SPC_GROUP } from "../spc/parse.ts";
@@ -45,9 +43,7 @@ export function spcpsName(pod: string, namespace: string, spc: string): string {
 
 /** The object a successful mount should leave, as upstream writes it (objects sorted by id). */
 export function desiredSpcps(published: Published, nodeId: string): Spcps {
-  const ctx = published.request.volumeContext;
-  const pod = ctx[CONTEXT.podName] ?? "";
-  const namespace = ctx[CONTEXT.podNamespace] ?? "";
+  const { name: pod, namespace, uid } = published.pod;
   const objects = published.objectVersions.map(({ id, version }) => ({ id, version }))
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   return {
@@ -57,7 +53,7 @@ export function desiredSpcps(published: Published, nodeId: string): Spcps {
       name: spcpsName(pod, namespace, published.spc.name),
       namespace,
       labels: { [NODE_LABEL]: nodeId },
-      ownerReferences: [{ apiVersion: "v1", kind: "Pod", name: pod, uid: ctx[CONTEXT.podUid] ?? "" }],
+      ownerReferences: [{ apiVersion: "v1", kind: "Pod", name: pod, uid }],
     },
     status: {
       podName: pod,

@@ -8,7 +8,7 @@ import { createLogger, silentLogger } from "../../lib/log.ts";
 import { type DriverMetrics, noMetrics } from "../../lib/metrics.ts";
 import { type KubernetesParts, type KubernetesTuning, startKubernetes } from "../../lib/k8s/setup.ts";
 import type { MountedReader } from "../../lib/k8s/secret-sync.ts";
-import type { RotationConfig } from "../../lib/volume/publish.ts";
+import type { RotationConfig } from "../../lib/volume/ports.ts";
 import { type ApiServer, type KubeObject, SECRETS_STORE_GROUP } from "../support/apiserver.ts";
 import { startTestDriver, type TestDriver } from "../support/driver.ts";
 
