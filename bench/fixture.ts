@@ -289,6 +289,8 @@ export class World {
       this.spcDir,
       // Metrics on as in the DaemonSet, on a free port so that drivers and tests never collide.
       "--metrics-addr=127.0.0.1:0",
+      // Targets are kubelet-shaped paths below the bench's directory.
+      `--kubelet-root-dir=${this.dir}`,
       ...flags,
     ];
   }

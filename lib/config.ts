@@ -15,6 +15,8 @@ import { DEFAULT_TMPFS_SIZE_BYTES } from "./mount/tmpfs.ts";
 
 export const DEFAULT_PROVIDER_DIR = "/var/run/secrets-store-csi-providers";
 export const DEFAULT_ADDITIONAL_PROVIDER_DIR = "/etc/kubernetes/secrets-store-csi-providers";
+/** kubelet's --root-dir default; k0s, microk8s and others move it (upstream's Helm value kubeletRootDir). */
+export const DEFAULT_KUBELET_ROOT_DIR = "/var/lib/kubelet";
 /** grpc-go's default receive limit, which upstream keeps for provider responses. */
 export const DEFAULT_MAX_RECV_BYTES = 4 * 1024 * 1024;
 
@@ -90,6 +92,11 @@ export const NODE_FLAGS: FlagSpecs = {
     help: "interval of the provider health check",
     default: "2m",
   },
+  "kubelet-root-dir": {
+    type: "string",
+    help: "kubelet's root directory (Helm value kubeletRootDir): volumes are mounted only below its pods/",
+    default: DEFAULT_KUBELET_ROOT_DIR,
+  },
   "kubeconfig": { type: "string", help: "kubeconfig file; default $KUBECONFIG, then the in-cluster account" },
   "spc-dir": {
     type: "string",
@@ -147,6 +154,8 @@ export interface ProviderConfig {
   maxRecvBytes: number;
   timeoutMs: number;
   tmpfsSizeBytes: number;
+  /** `node`: targets must be kubelet volume paths below this root; unset (`mount`): any directory. */
+  kubeletRootDir?: string;
 }
 
 export interface NodeConfig {
@@ -194,6 +203,13 @@ function loggingConfig(values: FlagValues): LoggingConfig {
   return { json: values["log-format-json"] === true, verbosity: parseInteger("v", str(values, "v")) };
 }
 
+/** `node`'s --kubelet-root-dir; undefined for the commands without the flag. An empty one is refused. */
+function kubeletRootDir(values: FlagValues): string | undefined {
+  const value = values["kubelet-root-dir"] as string | undefined;
+  if (value === "") throw new UsageError("flag --kubelet-root-dir must name a directory");
+  return value;
+}
+
 function providerConfig(values: FlagValues): ProviderConfig {
   const additional = str(values, "additional-provider-volume-paths").split(",").map((d) => d.trim())
     .filter((d) => d !== "");
@@ -202,6 +218,7 @@ function providerConfig(values: FlagValues): ProviderConfig {
     maxRecvBytes: parseSize("max-call-recv-msg-size", str(values, "max-call-recv-msg-size")),
     timeoutMs: parseDuration("provider-timeout", str(values, "provider-timeout")),
     tmpfsSizeBytes: parseSize("tmpfs-size", str(values, "tmpfs-size")),
+    kubeletRootDir: kubeletRootDir(values),
   };
 }
 

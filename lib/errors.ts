@@ -46,6 +46,17 @@ export class DriverError extends Error {
   }
 }
 
+/**
+ * A provider payload the driver refuses to write (lib/files/payload.ts). The provider broke the contract,
+ * not the caller, so it reaches kubelet as INTERNAL.
+ */
+export class PayloadError extends DriverError {
+  constructor(message: string) {
+    super(GrpcStatus.INTERNAL, message);
+    this.name = "PayloadError";
+  }
+}
+
 export const invalidArgument = (msg: string): DriverError => new DriverError(status.INVALID_ARGUMENT, msg);
 export const notFound = (msg: string): DriverError => new DriverError(status.NOT_FOUND, msg);
 export const internal = (msg: string, cause?: unknown): DriverError =>

@@ -86,6 +86,8 @@ async function demo(): Promise<void> {
       "--spc-dir",
       join(repo, "examples/spc"),
       "--metrics-addr=127.0.0.1:0",
+      // The demo's kubelet-shaped target lives below its temp dir.
+      `--kubelet-root-dir=${dir}`,
     ]));
     await waitForSocket(join(dir, "csi.sock"), children[1]);
 

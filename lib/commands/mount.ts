@@ -41,11 +41,19 @@ export async function runMount(config: MountConfig): Promise<number> {
 
 /** Unmounts `--target` and removes it, as NodeUnpublishVolume would. */
 export async function runUnmount(config: UnmountConfig): Promise<number> {
-  const target = checkTargetPath(config.target);
-  await removeVolume(
-    target,
-    new TmpfsMounter({ sizeBytes: DEFAULT_TMPFS_SIZE_BYTES, log: createLogger(config.logging) }),
-  );
-  console.log(`unmounted and removed ${target}`);
+  const path = checkTargetPath(config.target);
+  const mounter = new TmpfsMounter({
+    sizeBytes: DEFAULT_TMPFS_SIZE_BYTES,
+    log: createLogger(config.logging),
+  });
+  const target = await mounter.open(path, { create: false });
+  if (target !== null) {
+    try {
+      await removeVolume(target, mounter);
+    } finally {
+      mounter.close(target);
+    }
+  }
+  console.log(`unmounted and removed ${path}`);
   return 0;
 }

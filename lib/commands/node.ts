@@ -12,7 +12,7 @@ import { type KubernetesParts, startKubernetes } from "../k8s/setup.ts";
 import type { MountedReader } from "../k8s/secret-sync.ts";
 import type { DriverMetrics } from "../metrics.ts";
 import { DRIVER_VERSION } from "../version.ts";
-import type { SpcSource } from "../volume/ports.ts";
+import type { MountedVolumes, SpcSource } from "../volume/ports.ts";
 import { acceptsConnections } from "../unix-socket.ts";
 import { untilTerminated } from "./signals.ts";
 import { createWriter, wireVolumes } from "./wiring.ts";
@@ -30,6 +30,7 @@ async function startClusterOrStandalone(
   log: Logger,
   metrics: DriverMetrics,
   reader: MountedReader,
+  volumes: MountedVolumes,
 ): Promise<{ spcs: SpcSource; kubernetes?: KubernetesParts }> {
   if (config.spcDir) return { spcs: new SpcDirectory(config.spcDir) };
   const kubernetes = await startKubernetes({
@@ -38,6 +39,7 @@ async function startClusterOrStandalone(
     log,
     metrics,
     reader,
+    volumes,
   });
   if (kubernetes === null) {
     throw new Error(
@@ -63,7 +65,11 @@ export async function runNode(config: NodeConfig): Promise<number> {
   const metrics = new PrometheusMetrics();
   // One writer for the volumes and for the Secret sync, which reads the mounted files through it.
   const writer = createWriter(config.provider, log);
-  const { spcs, kubernetes } = await startClusterOrStandalone(config, log, metrics, writer);
+  // The Secret sync reads only volumes the use case published. The use case is built after the cluster
+  // parts (it needs their SPC source), so the sync asks it through this late-bound view.
+  const late: { volumes?: MountedVolumes } = {};
+  const published: MountedVolumes = { podUid: (path) => late.volumes?.podUid(path) };
+  const { spcs, kubernetes } = await startClusterOrStandalone(config, log, metrics, writer, published);
   const metricsServer = config.metricsAddr === ""
     ? undefined
     : startMetricsServer(config.metricsAddr, metrics.registry, () => acceptsConnections(socketPath), log);
@@ -74,7 +80,9 @@ export async function runNode(config: NodeConfig): Promise<number> {
     rotation: config.rotation,
     afterPublish: kubernetes?.afterPublish,
     afterUnpublish: kubernetes?.afterUnpublish,
+    rotationFailed: kubernetes?.rotationFailed,
   });
+  late.volumes = volumes;
   const server = await startCsiServer({
     endpoint: config.endpoint,
     driverName: config.driverName,

@@ -6,8 +6,8 @@ import type { Logger } from "../log.ts";
 import { TmpfsMounter } from "../mount/tmpfs.ts";
 import { ProviderClient } from "../provider/client.ts";
 import { DRIVER_VERSION } from "../version.ts";
-import type { SpcSource } from "../volume/ports.ts";
-import { type Published, type RotationConfig, VolumeManager } from "../volume/publish.ts";
+import type { Published, RotationConfig, RotationFailure, SpcSource } from "../volume/ports.ts";
+import { VolumeManager } from "../volume/publish.ts";
 import { type DriverMetrics, noMetrics } from "../metrics.ts";
 
 export interface Wired {
@@ -17,10 +17,14 @@ export interface Wired {
   writer: AtomicWriter;
 }
 
-/** The atomic writer, with payload limits that fit the tmpfs size cap. */
+/** The atomic writer, with payload limits that fit the tmpfs size cap, a rotation included. */
 export function createWriter(config: ProviderConfig, log: Logger): AtomicWriter {
   return new AtomicWriter({
-    limits: { maxTotalBytes: config.tmpfsSizeBytes, maxFiles: DEFAULT_MAX_FILES },
+    limits: {
+      maxTotalBytes: config.tmpfsSizeBytes,
+      maxFiles: DEFAULT_MAX_FILES,
+      volumeBytes: config.tmpfsSizeBytes,
+    },
     log,
   });
 }
@@ -33,6 +37,7 @@ export interface WireOptions {
   rotation?: RotationConfig;
   afterPublish?: (published: Published) => Promise<void>;
   afterUnpublish?: (targetPath: string) => Promise<void>;
+  rotationFailed?: (failure: RotationFailure) => Promise<void>;
   /** The use case's clock, for tests. */
   now?: () => number;
 }
@@ -44,7 +49,11 @@ export function wireVolumes(
   log: Logger,
   options: WireOptions = {},
 ): Wired {
-  const mounter = new TmpfsMounter({ sizeBytes: config.tmpfsSizeBytes, log });
+  const mounter = new TmpfsMounter({
+    sizeBytes: config.tmpfsSizeBytes,
+    kubeletRootDir: config.kubeletRootDir,
+    log,
+  });
   const writer = options.writer ?? createWriter(config, log);
   const providers = new ProviderClient({
     dirs: config.dirs,
@@ -63,6 +72,7 @@ export function wireVolumes(
     rotation: options.rotation ?? { enabled: false, pollIntervalMs: 0 },
     afterPublish: options.afterPublish,
     afterUnpublish: options.afterUnpublish,
+    rotationFailed: options.rotationFailed,
     now: options.now,
   });
   return { volumes, providers, mounter, writer };

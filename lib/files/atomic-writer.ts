@@ -13,9 +13,10 @@
  * only ever go into the timestamped directory this writer has just created, so nothing planted in the
  * target can redirect them; pre-existing entries in the target are removed, never followed.
  */
-import { basename, join, resolve } from "node:path";
+import { basename, join } from "node:path";
 import { DriverError, internal, messageOf } from "../errors.ts";
 import { type Logger, silentLogger } from "../log.ts";
+import { KeyedLock } from "../volume/keyed-lock.ts";
 import type { PayloadWriter, ProviderFile, WriteResult } from "../volume/ports.ts";
 import { parentDirs, type PayloadLimits, quotePath, topLevelName, validatePayload } from "./payload.ts";
 
@@ -34,12 +35,14 @@ export interface AtomicWriterOptions {
   log?: Logger;
 }
 
-/** Writes payloads with kubelet AtomicWriter semantics; calls for one target directory run one at a time. */
+/**
+ * Writes payloads with kubelet AtomicWriter semantics; calls for one directory (by identity, so a volume
+ * root's descriptor path and the target path are one directory) run one at a time.
+ */
 export class AtomicWriter implements PayloadWriter {
   readonly #limits: PayloadLimits;
   readonly #log: Logger;
-  /** The tail of the queue of operations per target directory. */
-  readonly #queues = new Map<string, Promise<unknown>>();
+  readonly #lock = new KeyedLock();
 
   constructor(options: AtomicWriterOptions) {
     this.#limits = options.limits;
@@ -54,6 +57,15 @@ export class AtomicWriter implements PayloadWriter {
    */
   write(targetDir: string, files: ProviderFile[]): Promise<WriteResult> {
     return this.#serialized(targetDir, () => this.#write(targetDir, files));
+  }
+
+  /** When `targetDir`'s `..data` was last swapped; null when it has no complete payload of ours. */
+  writtenAt(targetDir: string): Promise<number | null> {
+    return this.#serialized(targetDir, async () => {
+      await assertPlainDirectory(targetDir);
+      if (await liveDataDir(targetDir) === null) return null;
+      return (await Deno.lstat(join(targetDir, DATA_DIR))).mtime?.getTime() ?? 0;
+    });
   }
 
   /** The payload `targetDir` currently shows, sorted by path; null when it has no `..data` of ours. */
@@ -89,6 +101,8 @@ export class AtomicWriter implements PayloadWriter {
       return { changed: false };
     }
 
+    // Leftovers of an interrupted write go first: the volume is sized for two payloads, not three.
+    await this.#removeLeftovers(targetDir, live, null);
     const stamp = new Date().toISOString().slice(0, 19).replace(/[-T:]/g, "_");
     const newDir = await Deno.makeTempDir({ dir: targetDir, prefix: `..${stamp}.` });
     const createdLinks: string[] = [];
@@ -170,14 +184,19 @@ export class AtomicWriter implements PayloadWriter {
     }
   }
 
-  /** Removes old timestamped directories, a stale `..data_tmp` and links to names no longer served. */
-  async #removeLeftovers(targetDir: string, live: string, names: Set<string>): Promise<void> {
+  /**
+   * Removes timestamped directories other than `live`, a stale `..data_tmp` and, given the names now
+   * served, links to names no longer served.
+   */
+  async #removeLeftovers(targetDir: string, live: string | null, names: Set<string> | null): Promise<void> {
     const stale: string[] = [];
     for await (const entry of Deno.readDir(targetDir)) {
       const path = join(targetDir, entry.name);
       if (entry.name === DATA_DIR || entry.name === live) continue;
       if (entry.name === NEW_DATA_DIR || TIMESTAMPED_DIR.test(entry.name)) stale.push(path);
-      else if (!names.has(entry.name) && entry.isSymlink && await pointsIntoDataDir(path)) stale.push(path);
+      else if (names && !names.has(entry.name) && entry.isSymlink && await pointsIntoDataDir(path)) {
+        stale.push(path);
+      }
     }
     for (const path of stale) {
       await Deno.remove(path, { recursive: true }).catch((err) => {
@@ -192,20 +211,27 @@ export class AtomicWriter implements PayloadWriter {
 
   /** Runs `operation` after every earlier operation on the same directory has settled. */
   #serialized<T>(targetDir: string, operation: () => Promise<T>): Promise<T> {
-    const key = resolve(targetDir);
-    const result = (this.#queues.get(key) ?? Promise.resolve()).then(operation);
-    const tail = result.then(() => {}, () => {});
-    this.#queues.set(key, tail);
-    tail.then(() => {
-      if (this.#queues.get(key) === tail) this.#queues.delete(key);
-    });
-    return result;
+    // A synchronous stat keeps the calls in the order they were made.
+    let key = targetDir;
+    try {
+      const info = Deno.statSync(targetDir);
+      key = `${info.dev}:${info.ino}`;
+    } catch { /* missing: the operation reports it */ }
+    return this.#lock.run(key, operation);
   }
 }
 
-/** Refuses a target that is missing, not a directory, or a symlink (which could lead anywhere). */
+/** The prefix of a volume root as the mounter hands it out: a descriptor the driver holds. */
+const DESCRIPTOR_PATH = /^\/proc\/self\/fd\/\d+$/;
+
+/**
+ * Refuses a target that is missing, not a directory, or a symlink (which could lead anywhere). A volume
+ * root from the mounter (`/proc/self/fd/<n>`) is a link by nature that names the driver's own mount.
+ */
 async function assertPlainDirectory(targetDir: string): Promise<void> {
-  const info = await lstatOrNull(targetDir);
+  const info = DESCRIPTOR_PATH.test(targetDir)
+    ? await Deno.stat(targetDir).catch(() => null)
+    : await lstatOrNull(targetDir);
   if (info === null) throw internal(`target directory ${targetDir} does not exist`);
   if (info.isSymlink) {
     throw internal(`target directory ${targetDir} is a symlink; refusing to write through it`);

@@ -10,7 +10,7 @@
  * `./a`, `a/.`, `a/`) are rejected rather than normalised: two spellings of one file would otherwise
  * slip past the duplicate check, and a provider that sends them is buggy and should hear about it.
  */
-import { DriverError, GrpcStatus } from "../errors.ts";
+import { PayloadError } from "../errors.ts";
 import type { ProviderFile } from "../volume/ports.ts";
 
 /** Caps on one payload; exceeded caps are validation errors, checked before anything is written. */
@@ -19,6 +19,37 @@ export interface PayloadLimits {
   maxTotalBytes: number;
   /** Number of files. */
   maxFiles: number;
+  /**
+   * The size cap of the volume's tmpfs. Given, a payload is accepted only when it needs at most half of
+   * it in blocks (see {@link payloadBlocks}): a rotation holds the old and the new payload side by side.
+   */
+  volumeBytes?: number;
+}
+
+/** tmpfs allocates whole pages; 4 KiB on the architectures the driver runs on (x86_64, arm64 4K kernels). */
+export const BLOCK_BYTES = 4096;
+/** tmpfs keeps a symlink target of up to this many bytes in the inode, without a page (mm/shmem.c). */
+const INLINE_SYMLINK_BYTES = 128;
+
+/**
+ * The tmpfs blocks one payload takes in the writer's layout (atomic-writer.ts), counted from above: every
+ * file at least one block (its bytes rounded up), every directory one (the timestamped one included), and
+ * every link whose target is too long to live in the inode one (a top-level name's `..data/<name>`).
+ */
+export function payloadBlocks(files: ProviderFile[]): number {
+  let blocks = 1; // the timestamped directory
+  const dirs = new Set<string>();
+  const topLevel = new Set<string>();
+  for (const file of files) {
+    blocks += Math.max(1, Math.ceil(file.contents.byteLength / BLOCK_BYTES));
+    for (const dir of parentDirs(file.path)) dirs.add(dir);
+    topLevel.add(topLevelName(file.path));
+  }
+  blocks += dirs.size;
+  for (const name of topLevel) {
+    if (encoder.encode(name).length + "..data/".length > INLINE_SYMLINK_BYTES) blocks++;
+  }
+  return blocks;
 }
 
 /**
@@ -34,17 +65,6 @@ export const MAX_PATH_BYTES = 4096;
 
 /** Longest part of a hostile path quoted in an error message, in UTF-16 code units. */
 const QUOTE_LIMIT = 100;
-
-/**
- * A payload the driver refuses to write. The provider broke the contract, not the caller, so it
- * reaches kubelet as INTERNAL.
- */
-export class PayloadError extends DriverError {
-  constructor(message: string) {
-    super(GrpcStatus.INTERNAL, message);
-    this.name = "PayloadError";
-  }
-}
 
 /** JSON-quotes `s`, cut to QUOTE_LIMIT code units so that a hostile name cannot flood the logs. */
 export function quotePath(s: string): string {
@@ -121,6 +141,7 @@ export function validatePayload(files: ProviderFile[], limits: PayloadLimits): v
       `the provider payload holds ${totalBytes} bytes, more than the limit of ${limits.maxTotalBytes}`,
     );
   }
+  if (limits.volumeBytes !== undefined) checkFits(files, limits.volumeBytes);
   for (const path of paths) {
     for (const dir of parentDirs(path)) {
       if (paths.has(dir)) {
@@ -130,6 +151,20 @@ export function validatePayload(files: ProviderFile[], limits: PayloadLimits): v
       }
     }
   }
+}
+
+/** Refuses a payload that, held twice (during a rotation), would not fit a tmpfs of `volumeBytes`. */
+function checkFits(files: ProviderFile[], volumeBytes: number): void {
+  const budget = Math.floor(volumeBytes / BLOCK_BYTES / 2);
+  const blocks = payloadBlocks(files);
+  if (blocks <= budget) return;
+  const kib = (b: number) => `${b * (BLOCK_BYTES / 1024)} KiB`;
+  throw new PayloadError(
+    `the provider payload (${files.length} files) needs ${kib(blocks)} of the volume's tmpfs, as every ` +
+      `file, directory and long link takes at least one ${kib(1)} block; at most ${kib(budget)} is ` +
+      `accepted, half the volume's size cap of ${volumeBytes} bytes (--tmpfs-size), so that a rotation ` +
+      "can hold the old and the new payload side by side",
+  );
 }
 
 /** The first element of a validated path: the name that appears in the target directory. */

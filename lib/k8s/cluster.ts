@@ -6,15 +6,18 @@
 import { KubeConfig } from "@kubernetes/client-node";
 import { messageOf } from "../errors.ts";
 import { DRIVER_NAME, DRIVER_VERSION } from "../version.ts";
-import type { Published } from "../volume/publish.ts";
+import type { Published, RotationFailure } from "../volume/ports.ts";
 import { KubeApi } from "./api.ts";
 import { KUBERNETES_DEFAULTS } from "./defaults.ts";
 import { EventRecorder } from "./events.ts";
 import { Informer } from "./informer.ts";
 import type { ClusterConfig, KubernetesOptions, KubernetesParts } from "./options.ts";
-import { type MountedVolumes, SecretSync } from "./secret-sync.ts";
+import { SecretSync } from "./secret-sync.ts";
 import { ClusterSpcSource } from "./spc.ts";
-import { NODE_LABEL, publishedPod, type Spcps, spcpsName, SpcpsRecorder } from "./spcps.ts";
+import { NODE_LABEL, type Spcps, spcpsName, SpcpsRecorder } from "./spcps.ts";
+
+/** The Event reason of a failed rotation: upstream's error type for it (pkg/errors FailedToRotate). */
+export const ROTATION_FAILED_REASON = "FailedToRotate";
 
 /** Loads the configuration with client-node; errors name the file. */
 function loadKubeConfig(config: ClusterConfig): KubeConfig {
@@ -84,16 +87,14 @@ export async function connectCluster(
   });
   const spcs = new ClusterSpcSource(api, spcCache);
   const recorder = new SpcpsRecorder(api, options.nodeId, spcpsCache, log);
-  // The volumes published through this process, with their pod: the only ones the sync reads from.
-  const published = new Map<string, string>();
-  const volumes: MountedVolumes = { podUid: (targetPath) => published.get(targetPath) };
+  const events = new EventRecorder(api, options.nodeId, log);
   const sync = new SecretSync({
     api,
     spcps: spcpsCache,
     spcs,
     reader: options.reader,
-    volumes,
-    events: new EventRecorder(api, options.nodeId, log),
+    volumes: options.volumes,
+    events,
     metrics: options.metrics,
     log,
     resyncMs: tuning.resyncMs,
@@ -120,16 +121,18 @@ export async function connectCluster(
 
   return {
     spcs,
-    afterPublish: async (volume: Published) => {
-      await recorder.recordMounted(volume);
-      const pod = publishedPod(volume);
-      published.set(volume.targetPath, pod.uid);
-      sync.enqueue(pod.namespace, spcpsName(pod.name, pod.namespace, volume.spc.name));
+    afterPublish: async (published: Published) => {
+      await recorder.recordMounted(published);
+      const { name, namespace } = published.pod;
+      sync.enqueue(namespace, spcpsName(name, namespace, published.spc.name));
     },
-    afterUnpublish: (targetPath: string) => {
-      published.delete(targetPath);
-      return recorder.recordUnmounted(targetPath);
-    },
+    afterUnpublish: (targetPath: string) => recorder.recordUnmounted(targetPath),
+    rotationFailed: ({ pod, spcName, message }: RotationFailure) =>
+      events.warn(
+        { metadata: { ...pod } },
+        ROTATION_FAILED_REASON,
+        `failed to rotate the secrets of SecretProviderClass ${spcName}: ${message}`,
+      ),
     stop: async () => {
       await sync.stop();
       await Promise.all([spcCache.stop(), spcpsCache.stop()]);

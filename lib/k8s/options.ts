@@ -5,8 +5,7 @@
  */
 import type { Logger } from "../log.ts";
 import type { DriverMetrics } from "../metrics.ts";
-import type { SpcSource } from "../volume/ports.ts";
-import type { Published } from "../volume/publish.ts";
+import type { MountedVolumes, Published, RotationFailure, SpcSource } from "../volume/ports.ts";
 import type { MountedReader } from "./secret-sync.ts";
 
 /** Where the cluster configuration comes from. */
@@ -29,6 +28,8 @@ export interface KubernetesParts {
   afterPublish(published: Published): Promise<void>;
   /** Records `mounted: false` on the SPCPS of an unmounted volume. */
   afterUnpublish(targetPath: string): Promise<void>;
+  /** Reports a failed rotation as a Warning Event on the pod. */
+  rotationFailed(failure: RotationFailure): Promise<void>;
   /** Stops informers, the sync controller and the connection pool. */
   stop(): Promise<void>;
 }
@@ -42,6 +43,8 @@ export interface KubernetesOptions {
   metrics: DriverMetrics;
   /** Reads the files mounted in a volume (the atomic writer's read). */
   reader: MountedReader;
+  /** The volumes the use case published: the only ones the Secret sync reads (the VolumeManager). */
+  volumes: MountedVolumes;
   /** Tuning, mostly for tests. */
   tuning?: KubernetesTuning;
   /** Consulted instead of the process environment (tests). */

@@ -17,7 +17,7 @@ import { messageOf } from "../errors.ts";
 import { sameJson } from "../json.ts";
 import type { Logger } from "../log.ts";
 import type { DriverMetrics } from "../metrics.ts";
-import type { ProviderFile, SpcSource } from "../volume/ports.ts";
+import type { MountedVolumes, ProviderFile, SpcSource } from "../volume/ports.ts";
 import {
   KubeApiError,
   type KubeClient,
@@ -34,15 +34,6 @@ import { type Spcps, SPCPS_API_VERSION, SPCPS_KIND } from "./spcps.ts";
 /** Reads what a volume shows (AtomicWriter.read). */
 export interface MountedReader {
   read(targetDir: string): Promise<ProviderFile[] | null>;
-}
-
-/**
- * The volumes this driver mounted, by target path. The sync reads files only from these: the path in
- * an SPCPS is an API object anyone with write access to SPCPS objects can set.
- */
-export interface MountedVolumes {
-  /** The uid of the pod the volume at `targetPath` was published for; undefined when this driver has not mounted it. */
-  podUid(targetPath: string): string | undefined;
 }
 
 /** Options of {@link SecretSync}. */

@@ -10,9 +10,7 @@
  */
 import { sameJson } from "../json.ts";
 import type { Logger } from "../log.ts";
-import { CONTEXT } from "../volume/attributes.ts";
-import type { ObjectVersion } from "../volume/ports.ts";
-import type { Published } from "../volume/publish.ts";
+import type { ObjectVersion, Published } from "../volume/ports.ts";
 import { KubeApiError, type KubeClient, type KubeObject, retryOnConflict } from "./api.ts";
 import type { ObjectCache } from "./informer.ts";
 import { SPC_GROUP } from "../spc/parse.ts";
@@ -36,23 +34,6 @@ export interface Spcps extends KubeObject {
   status?: SpcpsStatus;
 }
 
-/** The pod a volume was published for. */
-export interface PodRef {
-  name: string;
-  namespace: string;
-  uid: string;
-}
-
-/** The pod of a publish, from the volume context kubelet sent: the one place lib/k8s reads it. */
-export function publishedPod(published: Published): PodRef {
-  const ctx = published.request.volumeContext;
-  return {
-    name: ctx[CONTEXT.podName] ?? "",
-    namespace: ctx[CONTEXT.podNamespace] ?? "",
-    uid: ctx[CONTEXT.podUid] ?? "",
-  };
-}
-
 /** `<pod>-<namespace>-<class>`, as upstream names it. */
 export function spcpsName(pod: string, namespace: string, spc: string): string {
   return `${pod}-${namespace}-${spc}`;
@@ -60,7 +41,7 @@ export function spcpsName(pod: string, namespace: string, spc: string): string {
 
 /** The object a successful mount should leave, as upstream writes it (objects sorted by id). */
 export function desiredSpcps(published: Published, nodeId: string): Spcps {
-  const pod = publishedPod(published);
+  const pod = published.pod;
   const objects = published.objectVersions.map(({ id, version }) => ({ id, version }))
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   return {

@@ -45,6 +45,7 @@ export const ERRNO = {
   ERANGE: 34,
   ENAMETOOLONG: 36,
   ENOSYS: 38,
+  ENOTEMPTY: 39,
   ELOOP: 40,
   EOVERFLOW: 75,
   EOPNOTSUPP: 95,
@@ -65,16 +66,32 @@ export function errnoName(errno: number): string {
 }
 
 /** The libc calls whose failures this module explains. */
-export type Syscall = "mount" | "umount2";
+export type Syscall =
+  | "mount"
+  | "umount2"
+  | "openat"
+  | "mkdirat"
+  | "unlinkat"
+  | "fstatfs"
+  | "fsopen"
+  | "fsconfig"
+  | "fsmount"
+  | "move_mount";
 
 /** A libc call that returned -1, with the errno it left behind. */
 export class SyscallError extends Error {
   /** Symbolic errno name, e.g. "EPERM". */
   readonly code: string;
 
-  constructor(readonly syscall: Syscall, readonly path: string, readonly errno: number) {
+  constructor(
+    readonly syscall: Syscall,
+    readonly path: string,
+    readonly errno: number,
+    /** The option an fsconfig(2) call set, if any. */
+    readonly option?: string,
+  ) {
     const code = errnoName(errno);
-    super(`${syscall}(${JSON.stringify(path)}) failed: ${code}`);
+    super(`${syscall}(${JSON.stringify(path)}${option ? `, ${option}` : ""}) failed: ${code}`);
     this.name = "SyscallError";
     this.code = code;
   }
@@ -90,7 +107,7 @@ export interface MountAttempt {
 export function explainMountError(err: SyscallError, attempt: MountAttempt): DriverError {
   const target = JSON.stringify(err.path);
   const say = (sentence: string, code: GrpcStatus = GrpcStatus.INTERNAL) =>
-    new DriverError(code, `${sentence} (mount(2) answered ${err.code})`, { cause: err });
+    new DriverError(code, `${sentence} (${err.syscall}(2) answered ${err.code})`, { cause: err });
   switch (err.code) {
     case "EPERM":
     case "EACCES":

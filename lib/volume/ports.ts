@@ -44,14 +44,51 @@ export interface ProviderCaller {
   mount(provider: string, request: MountRequest, ctx: CallContext): Promise<MountResponse>;
 }
 
-/** Mounts and unmounts the per-volume tmpfs (lib/mount/tmpfs.ts). */
+/**
+ * A target directory the mounter has opened. The real one holds it by file descriptor (its parent
+ * directory and its name), so that renaming or replacing a component of the path after the checks cannot
+ * redirect a mount, a write or an unmount. Released with {@link Mounter.close}.
+ */
+export interface Target {
+  /** The clean absolute path kubelet named. */
+  readonly path: string;
+  /**
+   * The identity of the directory entry (the parent's device and inode, and the name): the same for every
+   * spelling of one directory, so it is the key that serializes calls for one volume.
+   */
+  readonly id: string;
+}
+
+/**
+ * Mounts and unmounts the per-volume tmpfs (lib/mount/tmpfs.ts). A volume's root is handed out as a
+ * directory path that always names that tmpfs's root, whatever happens to the target path meanwhile
+ * (the real mounter's is `/proc/self/fd/<n>`); the writer works below it.
+ */
 export interface Mounter {
-  /** Mounts a fresh tmpfs on an existing directory. */
-  mount(target: string): Promise<void>;
-  /** Unmounts; success when `target` is not a mount point or does not exist. */
-  unmount(target: string): Promise<void>;
-  /** True when `target` is itself a mount point. */
-  isMountPoint(target: string): Promise<boolean>;
+  /**
+   * Opens the target directory without following a symbolic link in any component that could be raced
+   * (every one below kubelet's pods directory), refusing a path outside the allowed area; creates missing
+   * directories when `create`. Null when the path does not exist and `create` is false.
+   */
+  open(path: string, options: { create: boolean }): Promise<Target | null>;
+  /**
+   * The root of the driver's tmpfs mounted on `target`, or null when nothing is mounted there. Throws
+   * FAILED_PRECONDITION, naming what is mounted, when the mount is not a tmpfs (not the driver's).
+   */
+  mounted(target: Target): Promise<string | null>;
+  /** Mounts a fresh tmpfs on `target`, which must not be a mount point, and returns its root. */
+  mount(target: Target): Promise<string>;
+  /** Throws unless `target.path`, resolved now as kubelet will resolve it, is the tmpfs whose root is `root`. */
+  verify(target: Target, root: string): Promise<void>;
+  /**
+   * Unmounts the driver's tmpfs from `target`; nothing when nothing is mounted; refuses (like `mounted`)
+   * a mount that is not the driver's. A tmpfs this target mounted or found is detached by descriptor.
+   */
+  unmount(target: Target): Promise<void>;
+  /** Removes the (unmounted, empty) target directory; nothing when it is already gone. */
+  remove(target: Target): Promise<void>;
+  /** Releases what `open` and the roots handed out for `target` hold. */
+  close(target: Target): void;
 }
 
 /** Result of writing a payload into a target directory. */
@@ -60,11 +97,20 @@ export interface WriteResult {
   changed: boolean;
 }
 
-/** Writes validated files into a target dir with kubelet AtomicWriter semantics (lib/files/). */
+/**
+ * Writes validated files into a volume root with kubelet AtomicWriter semantics (lib/files/). A payload it
+ * accepts always fits the volume, a rotation (old and new side by side) included.
+ */
 export interface PayloadWriter {
-  write(targetDir: string, files: ProviderFile[]): Promise<WriteResult>;
-  /** The payload the target currently shows (sorted by path); null when nothing was written there. */
-  read(targetDir: string): Promise<ProviderFile[] | null>;
+  /**
+   * Validates `files` and makes them the content of `root`. An invalid payload throws a PayloadError
+   * (lib/errors.ts); the previous payload stays visible and complete whatever fails.
+   */
+  write(root: string, files: ProviderFile[]): Promise<WriteResult>;
+  /** The payload `root` currently shows (sorted by path); null when nothing was written there. */
+  read(root: string): Promise<ProviderFile[] | null>;
+  /** When the payload `root` shows was written (ms since the epoch); null when it holds no complete one. */
+  writtenAt(root: string): Promise<number | null>;
 }
 
 /** A SecretProviderClass, reduced to what the driver uses. */
@@ -90,6 +136,50 @@ export interface PublishRequest {
   volumeContext: Record<string, string>;
   /** CSI secrets: the nodePublishSecretRef data. */
   secrets: Record<string, string>;
+}
+
+/** The pod a volume belongs to, from kubelet's volume context. */
+export interface PodRef {
+  name: string;
+  namespace: string;
+  uid: string;
+}
+
+/** What a successful publish or rotation produced, for the status and sync steps that follow it. */
+export interface Published {
+  pod: PodRef;
+  targetPath: string;
+  spc: SecretProviderClass;
+  objectVersions: ObjectVersion[];
+  /** False for a rotation that found identical content. */
+  changed: boolean;
+}
+
+/** A rotation that failed: the pod keeps its older content. */
+export interface RotationFailure {
+  pod: PodRef;
+  targetPath: string;
+  /** The SecretProviderClass name from the volume context. */
+  spcName: string;
+  /** One sentence: why it failed. */
+  message: string;
+}
+
+/** Rotation on republish (`--enable-secret-rotation`, `--rotation-poll-interval`). */
+export interface RotationConfig {
+  enabled: boolean;
+  /** Least time between two provider calls for one volume. */
+  pollIntervalMs: number;
+}
+
+/**
+ * The volumes the use case has published, by target path: what the Secret sync (lib/k8s/secret-sync.ts)
+ * may read. The path in a SecretProviderClassPodStatus is an API object anyone allowed to write those can
+ * set; only this answer says a path is one of the driver's volumes, and for which pod.
+ */
+export interface MountedVolumes {
+  /** The uid of the pod the volume at `targetPath` was published for; undefined when there is none. */
+  podUid(targetPath: string): string | undefined;
 }
 
 /** The publish / unpublish use case as the CSI Node service sees it (lib/volume/). */

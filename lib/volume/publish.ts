@@ -1,45 +1,42 @@
 /**
- * The publish / unpublish use case (DESIGN.md §1): look up the SecretProviderClass, mount a fresh tmpfs,
- * ask the provider for the files, write them atomically. A republish of a mounted volume (kubelet calls
- * NodePublishVolume again because the CSIDriver sets requiresRepublish) rotates the content when rotation
- * is on and the poll interval has passed. The CSI layer only validates and translates.
+ * The publish / unpublish use case: look up the SecretProviderClass, mount a fresh tmpfs, ask the
+ * provider for the files, write them atomically, and check that the target path still leads to that tmpfs
+ * before answering. A republish of a mounted volume (kubelet calls NodePublishVolume again because the
+ * CSIDriver sets requiresRepublish) rotates the content when rotation is on and the poll interval has
+ * passed. The CSI layer only validates and translates; everything the use case does to the file system
+ * goes through its ports (ports.ts).
  */
-import { DriverError, GrpcStatus, invalidArgument, messageOf, toDriverError } from "../errors.ts";
-import { DATA_DIR } from "../files/atomic-writer.ts";
-import { PayloadError } from "../files/payload.ts";
+import {
+  DriverError,
+  GrpcStatus,
+  invalidArgument,
+  messageOf,
+  PayloadError,
+  toDriverError,
+} from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { DriverMetrics } from "../metrics.ts";
 import { CONTEXT, FILE_PERMISSION, providerAttributes, providerSecrets } from "./attributes.ts";
 import { KeyedLock } from "./keyed-lock.ts";
 import type {
+  MountedVolumes,
   Mounter,
   ObjectVersion,
   PayloadWriter,
+  PodRef,
   ProviderCaller,
   ProviderFile,
+  Published,
   PublishRequest,
+  RotationConfig,
+  RotationFailure,
   SecretProviderClass,
   SpcSource,
+  Target,
   VolumeService,
 } from "./ports.ts";
 import { checkTargetPath } from "./target-path.ts";
 import { removeVolume } from "./unpublish.ts";
-
-/** What a successful publish or rotation produced, for the status and sync steps that follow it. */
-export interface Published {
-  request: PublishRequest;
-  targetPath: string;
-  spc: SecretProviderClass;
-  objectVersions: ObjectVersion[];
-  /** False for a rotation that found identical content. */
-  changed: boolean;
-}
-
-export interface RotationConfig {
-  enabled: boolean;
-  /** Least time between two provider calls for one volume. */
-  pollIntervalMs: number;
-}
 
 /** Collaborators of the use case. */
 export interface VolumeDeps {
@@ -56,6 +53,8 @@ export interface VolumeDeps {
   afterPublish?: (published: Published) => Promise<void>;
   /** Called after a volume was unmounted and removed (SPCPS `mounted: false`); failures are only logged. */
   afterUnpublish?: (targetPath: string) => Promise<void>;
+  /** Called after a rotation failed (an Event on the pod); failures are only logged. */
+  rotationFailed?: (failure: RotationFailure) => Promise<void>;
   /** Milliseconds since the epoch; a parameter so tests can move time. */
   now?: () => number;
   /** In [0, 1): spreads the rotations of volumes found after a restart. */
@@ -64,14 +63,14 @@ export interface VolumeDeps {
 
 /** What the driver remembers of a mounted volume. */
 interface VolumeState {
+  /** The target path kubelet named, and the pod it was published for (what the Secret sync checks). */
+  path: string;
+  pod: PodRef;
   provider: string;
   /** When the provider was last asked for this volume's content. */
   lastUpdate: number;
   objectVersions: ObjectVersion[];
 }
-
-/** Upstream creates missing target directories with this mode. */
-const TARGET_DIR_MODE = 0o750;
 
 /** Error reasons reported as `error_type`, as upstream names them (pkg/errors). */
 const Reason = {
@@ -82,15 +81,41 @@ const Reason = {
   provider: "GRPCProviderError",
 } as const;
 
-/** The reason a provider client error carries, if any. */
-function reasonOf(err: unknown, fallback: string): string {
-  const reason = (err as { reason?: unknown }).reason;
-  return typeof reason === "string" && reason !== "" ? reason : fallback;
+/** A failure tagged with the `error_type` it is counted under (upstream's reason for the failed step). */
+class StepError extends Error {
+  constructor(readonly reason: string, readonly error: unknown) {
+    super(messageOf(error));
+  }
 }
 
-/** Publishes, rotates and unpublishes secrets volumes; calls for one target path are serialized. */
-export class VolumeManager implements VolumeService {
+/** Runs `step`; a failure is tagged with `reason` unless it already carries one (provider client errors). */
+async function step<T>(reason: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof StepError) throw err;
+    const own = (err as { reason?: unknown }).reason;
+    throw new StepError(typeof own === "string" && own !== "" ? own : reason, err);
+  }
+}
+
+/** The pod a request is for. */
+function podOf(request: PublishRequest): PodRef {
+  const ctx = request.volumeContext;
+  return {
+    name: ctx[CONTEXT.podName] ?? "",
+    namespace: ctx[CONTEXT.podNamespace] ?? "",
+    uid: ctx[CONTEXT.podUid] ?? "",
+  };
+}
+
+/**
+ * Publishes, rotates and unpublishes secrets volumes. Calls for one target directory are serialized on
+ * its identity (not its spelling), so two paths to one directory cannot stack two mounts on it.
+ */
+export class VolumeManager implements VolumeService, MountedVolumes {
   readonly #lock = new KeyedLock();
+  /** Keyed by Target.id. */
   readonly #volumes = new Map<string, VolumeState>();
   readonly #now: () => number;
   readonly #random: () => number;
@@ -107,110 +132,188 @@ export class VolumeManager implements VolumeService {
     return this.#volumes.size;
   }
 
-  publish(request: PublishRequest): Promise<void> {
-    const target = checkTargetPath(request.targetPath);
-    return this.#lock.run(target, () => this.#publish(request, target));
+  /**
+   * The uid of the pod the volume at `targetPath` was published for, or undefined when this driver has no
+   * volume there. A volume mounted before a restart is known again from kubelet's next republish.
+   */
+  podUid(targetPath: string): string | undefined {
+    for (const state of this.#volumes.values()) if (state.path === targetPath) return state.pod.uid;
+    return undefined;
   }
 
-  unpublish(_volumeId: string, targetPath: string): Promise<void> {
-    const target = checkTargetPath(targetPath);
-    return this.#lock.run(target, () => this.#unpublish(target));
-  }
-
-  async #publish(request: PublishRequest, target: string): Promise<void> {
-    const ctx = request.volumeContext;
-    const pod = { pod: ctx[CONTEXT.podName] ?? "", namespace: ctx[CONTEXT.podNamespace] ?? "" };
-    const log = this.deps.log.with({ pod: `${pod.namespace}/${pod.pod}`, targetPath: target });
+  async publish(request: PublishRequest): Promise<void> {
+    const path = checkTargetPath(request.targetPath);
     const started = performance.now();
     let provider = "";
-    let reason: string = Reason.ensureMountPoint;
-    let mounted = false;
     try {
-      if (await this.#preparedMountPoint(target, log)) {
-        provider = await this.#republish(request, target, pod, log);
-        this.deps.metrics.nodePublish(provider, (performance.now() - started) / 1000);
-        return;
+      const target = await step(
+        Reason.ensureMountPoint,
+        async () => (await this.deps.mounter.open(path, { create: true }))!,
+      );
+      try {
+        provider = await this.#lock.run(target.id, () => this.#publish(request, target));
+      } finally {
+        this.deps.mounter.close(target);
       }
-      const spcName = ctx[CONTEXT.spc] ?? "";
-      if (spcName === "") throw invalidArgument("secretProviderClass is not set in the volume attributes");
-      reason = Reason.spcNotFound;
-      const spc = await this.deps.spcs.get(pod.namespace, spcName);
-      provider = spc.provider;
+    } catch (err) {
+      const failure = err instanceof StepError ? err : new StepError(Reason.mount, err);
+      this.deps.metrics.nodePublishError(provider, failure.reason);
+      throw toDriverError(failure.error);
+    }
+    this.deps.metrics.nodePublish(provider, (performance.now() - started) / 1000);
+  }
 
-      reason = Reason.mount;
-      await this.deps.mounter.mount(target);
-      mounted = true;
-      reason = Reason.provider;
-      const response = await this.#fetch(spc, request, target, pod, []);
-      reason = Reason.mount;
-      await this.#write(target, response.files, spc.provider);
-      await this.deps.afterPublish?.({
-        request,
-        targetPath: target,
-        spc,
-        objectVersions: response.objectVersions,
-        changed: true,
+  async unpublish(_volumeId: string, targetPath: string): Promise<void> {
+    const path = checkTargetPath(targetPath);
+    try {
+      const target = await this.deps.mounter.open(path, { create: false });
+      if (target !== null) {
+        try {
+          await this.#lock.run(target.id, () => this.#unpublish(target));
+        } finally {
+          this.deps.mounter.close(target);
+        }
+      }
+    } catch (err) {
+      this.deps.metrics.nodeUnpublishError();
+      throw toDriverError(err);
+    }
+    await this.deps.afterUnpublish?.(path).catch((err) =>
+      this.deps.log.error("failed to record the unpublish", { targetPath: path, error: messageOf(err) })
+    );
+    this.deps.metrics.nodeUnpublish();
+    this.deps.metrics.mountedVolumes(this.#volumes.size);
+    this.deps.log.info("node unpublish volume complete", { targetPath: path });
+  }
+
+  /** One publish under the target's lock; returns the provider name (for metrics). */
+  async #publish(request: PublishRequest, target: Target): Promise<string> {
+    const pod = podOf(request);
+    const log = this.deps.log.with({ pod: `${pod.namespace}/${pod.name}`, targetPath: target.path });
+    const started = performance.now();
+    const existing = await step(Reason.ensureMountPoint, () => this.#publishedRoot(target, log));
+    if (existing !== null) return await this.#republish(request, target, existing, pod, log);
+
+    const spcName = request.volumeContext[CONTEXT.spc] ?? "";
+    if (spcName === "") {
+      throw new StepError(
+        Reason.ensureMountPoint,
+        invalidArgument("secretProviderClass is not set in the volume attributes"),
+      );
+    }
+    const spc = await step(Reason.spcNotFound, () => this.deps.spcs.get(pod.namespace, spcName));
+    const provider = spc.provider;
+    const root = await step(Reason.mount, () => this.deps.mounter.mount(target));
+    try {
+      const response = await step(Reason.provider, () => this.#fetch(spc, request, target, pod, []));
+      await step(Reason.mount, async () => {
+        await this.#write(root, response.files, provider);
+        await this.deps.mounter.verify(target, root);
       });
-      this.#volumes.set(target, {
+      // Known before afterPublish: the Secret sync it schedules asks whether this is one of our volumes.
+      this.#volumes.set(target.id, {
+        path: target.path,
+        pod,
         provider,
         lastUpdate: this.#now(),
         objectVersions: response.objectVersions,
       });
+      await step(Reason.mount, async () =>
+        await this.deps.afterPublish?.({
+          pod,
+          targetPath: target.path,
+          spc,
+          objectVersions: response.objectVersions,
+          changed: true,
+        }));
       this.deps.metrics.mountedVolumes(this.#volumes.size);
     } catch (err) {
-      this.deps.metrics.nodePublishError(provider, reasonOf(err, reason));
-      if (mounted) {
-        // Undo the mount so that kubelet's retry starts from scratch (upstream does the same).
-        log.info("unmounting target path as node publish volume failed", { error: messageOf(err) });
-        await this.deps.mounter.unmount(target).catch((unmountErr) =>
-          log.error("failed to unmount after a failed publish", { error: messageOf(unmountErr) })
-        );
-      }
-      throw toDriverError(err);
+      this.#volumes.delete(target.id);
+      // Undo the mount so that kubelet's retry starts from scratch (upstream does the same).
+      log.info("unmounting target path as node publish volume failed", { error: messageOf(err) });
+      await this.deps.mounter.unmount(target).catch((unmountErr) =>
+        log.error("failed to unmount after a failed publish", { error: messageOf(unmountErr) })
+      );
+      throw err;
     }
-    const seconds = (performance.now() - started) / 1000;
-    this.deps.metrics.nodePublish(provider, seconds);
-    log.info("node publish volume complete", { provider, durationMs: Math.round(seconds * 1000) });
+    log.info("node publish volume complete", {
+      provider,
+      durationMs: Math.round(performance.now() - started),
+    });
+    return provider;
   }
 
   /**
-   * NodePublishVolume on a mounted target. Without rotation it is a no-op, as upstream. With rotation, once
-   * the poll interval has passed, the provider is asked again and the files rewritten if they changed.
-   * Returns the provider name (for metrics).
+   * The mounted root and payload time of a target that already holds a published volume, or null when it
+   * must be mounted. A tmpfs without a complete payload (an interrupted publish, a stale tmpfs) is
+   * unmounted so that it is mounted afresh; a mount that is not the driver's is refused by the mounter.
+   */
+  async #publishedRoot(target: Target, log: Logger): Promise<{ root: string; writtenAt: number } | null> {
+    const root = await this.deps.mounter.mounted(target);
+    if (root === null) return null;
+    let writtenAt: number | null = null;
+    try {
+      writtenAt = await this.deps.writer.writtenAt(root);
+      // No `..data`: a publish was interrupted (driver killed) after mounting; serving that empty volume
+      // would start the pod without its secrets.
+      if (writtenAt === null) {
+        log.warn(
+          "target path is a mount point without a complete payload (a publish was interrupted); remounting",
+        );
+      }
+    } catch (err) {
+      log.warn("target path is a mount point that cannot be read; remounting", { error: messageOf(err) });
+    }
+    if (writtenAt !== null) return { root, writtenAt };
+    await this.deps.mounter.unmount(target);
+    return null;
+  }
+
+  /**
+   * NodePublishVolume on a published target. Without rotation it is a no-op, as upstream. With rotation,
+   * once the poll interval has passed, the provider is asked again and the files rewritten if they
+   * changed. Returns the provider name (for metrics).
    */
   async #republish(
     request: PublishRequest,
-    target: string,
-    pod: { pod: string; namespace: string },
+    target: Target,
+    existing: { root: string; writtenAt: number },
+    pod: PodRef,
     log: Logger,
   ): Promise<string> {
-    const state = this.#volumes.get(target) ?? await this.#recover(target);
+    const state = this.#volumes.get(target.id) ?? this.#recover(target, existing.writtenAt, pod);
     if (!this.deps.rotation.enabled || this.#now() - state.lastUpdate < this.deps.rotation.pollIntervalMs) {
       log.info("target path is already mounted", {}, 2);
       return state.provider;
     }
     const started = performance.now();
     let provider = state.provider;
-    let reason: string = Reason.spcNotFound;
+    const spcName = request.volumeContext[CONTEXT.spc] ?? "";
     try {
-      const spc = await this.deps.spcs.get(pod.namespace, request.volumeContext[CONTEXT.spc] ?? "");
+      const spc = await step(Reason.spcNotFound, () => this.deps.spcs.get(pod.namespace, spcName));
       provider = spc.provider;
-      reason = Reason.provider;
-      const response = await this.#fetch(spc, request, target, pod, state.objectVersions);
-      reason = Reason.rotate;
-      const { changed } = await this.#write(target, response.files, spc.provider);
-      this.#volumes.set(target, {
+      const response = await step(
+        Reason.provider,
+        () => this.#fetch(spc, request, target, pod, state.objectVersions),
+      );
+      const { changed } = await step(
+        Reason.rotate,
+        () => this.#write(existing.root, response.files, spc.provider),
+      );
+      this.#volumes.set(target.id, {
+        ...state,
         provider,
         lastUpdate: this.#now(),
         objectVersions: response.objectVersions,
       });
-      await this.deps.afterPublish?.({
-        request,
-        targetPath: target,
-        spc,
-        objectVersions: response.objectVersions,
-        changed,
-      });
+      await step(Reason.rotate, async () =>
+        await this.deps.afterPublish?.({
+          pod,
+          targetPath: target.path,
+          spc,
+          objectVersions: response.objectVersions,
+          changed,
+        }));
       const seconds = (performance.now() - started) / 1000;
       this.deps.metrics.rotation(provider, changed, seconds);
       if (!changed) this.deps.metrics.rotationSkipped(provider);
@@ -221,88 +324,56 @@ export class VolumeManager implements VolumeService {
     } catch (err) {
       // Like upstream, a failed rotation is not a failed NodePublishVolume: the pod already has complete
       // (older) content, and an error would make kubelet report the mounted volume as failing and retry
-      // at its own pace. The failure is logged and counted, and retried on the next republish.
-      this.deps.metrics.rotationError(
-        provider,
-        reasonOf(err, reason),
-        false,
-        (performance.now() - started) / 1000,
-      );
-      log.error("rotation failed; the mounted content is kept", { provider, error: messageOf(err) });
+      // at its own pace. The failure is logged, counted, reported on the pod, and retried on the next
+      // republish.
+      const failure = err instanceof StepError ? err : new StepError(Reason.rotate, err);
+      this.deps.metrics.rotationError(provider, failure.reason, false, (performance.now() - started) / 1000);
+      log.error("rotation failed; the mounted content is kept", { provider, error: failure.message });
+      await this.deps.rotationFailed?.({ pod, targetPath: target.path, spcName, message: failure.message })
+        .catch((hookErr) => log.error("failed to report the failed rotation", { error: messageOf(hookErr) }));
     }
     return provider;
   }
 
   /**
-   * State for a volume mounted before this process started. Its last update is the `..data` link's
-   * time, but no earlier than a random point in the poll interval before start-up: a restart spreads the
-   * rotations out instead of rotating every volume on its first republish.
+   * State for a volume mounted before this process started. Its last update is when its payload was
+   * written, but no earlier than a random point in the poll interval before start-up: a restart spreads
+   * the rotations out instead of rotating every volume on its first republish.
    */
-  async #recover(target: string): Promise<VolumeState> {
-    const written = await Deno.lstat(`${target}/${DATA_DIR}`).then((i) => i.mtime?.getTime() ?? 0, () => 0);
+  #recover(target: Target, writtenAt: number, pod: PodRef): VolumeState {
     const spread = this.#startedAt - this.#random() * this.deps.rotation.pollIntervalMs;
-    const state = { provider: "", lastUpdate: Math.max(written, spread), objectVersions: [] };
-    this.#volumes.set(target, state);
+    const state = {
+      path: target.path,
+      pod,
+      provider: "",
+      lastUpdate: Math.max(writtenAt, spread),
+      objectVersions: [],
+    };
+    this.#volumes.set(target.id, state);
     this.deps.metrics.mountedVolumes(this.#volumes.size);
     return state;
-  }
-
-  /**
-   * Creates the target directory when missing and tells whether it already holds a published volume. A
-   * mount point without a complete payload (an interrupted publish, a stale tmpfs) is unmounted so that it
-   * is mounted afresh.
-   */
-  async #preparedMountPoint(target: string, log: Logger): Promise<boolean> {
-    let info: Deno.FileInfo;
-    try {
-      info = await Deno.lstat(target);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw toDriverError(err);
-      await Deno.mkdir(target, { recursive: true, mode: TARGET_DIR_MODE });
-      return false;
-    }
-    if (info.isSymlink) {
-      throw invalidArgument(`target path ${target} is a symlink; the driver does not follow it`);
-    }
-    if (!info.isDirectory) throw invalidArgument(`target path ${target} exists and is not a directory`);
-    if (!await this.deps.mounter.isMountPoint(target)) return false;
-    try {
-      if ((await Deno.lstat(`${target}/${DATA_DIR}`)).isSymlink) return true;
-      log.warn("target path is a mount point without a payload link; remounting");
-    } catch (err) {
-      // No `..data`: a publish was interrupted (driver killed) after mounting; serving that empty volume
-      // would start the pod without its secrets. Anything else: a stale mount that cannot be read.
-      log.warn(
-        err instanceof Deno.errors.NotFound
-          ? "target path is a mount point without a complete payload (a publish was interrupted); remounting"
-          : "target path is a mount point that cannot be read; remounting",
-        { error: messageOf(err) },
-      );
-    }
-    await this.deps.mounter.unmount(target);
-    return false;
   }
 
   /** Asks the SPC's provider for the volume's files, as upstream builds the MountRequest. */
   #fetch(
     spc: SecretProviderClass,
     request: PublishRequest,
-    target: string,
-    pod: { pod: string; namespace: string },
+    target: Target,
+    pod: PodRef,
     currentObjectVersion: ObjectVersion[],
   ) {
     return this.deps.providers.mount(spc.provider, {
       attributes: providerAttributes(spc, request),
       secrets: providerSecrets(request),
-      targetPath: target,
+      targetPath: target.path,
       permission: FILE_PERMISSION,
       currentObjectVersion,
-    }, { ...pod, timeoutMs: this.deps.providerTimeoutMs });
+    }, { pod: pod.name, namespace: pod.namespace, timeoutMs: this.deps.providerTimeoutMs });
   }
 
-  async #write(target: string, files: ProviderFile[], provider: string) {
+  async #write(root: string, files: ProviderFile[], provider: string) {
     try {
-      return await this.deps.writer.write(target, files);
+      return await this.deps.writer.write(root, files);
     } catch (err) {
       if (err instanceof PayloadError) {
         throw new DriverError(
@@ -314,19 +385,8 @@ export class VolumeManager implements VolumeService {
     }
   }
 
-  async #unpublish(target: string): Promise<void> {
-    try {
-      await removeVolume(target, this.deps.mounter);
-    } catch (err) {
-      this.deps.metrics.nodeUnpublishError();
-      throw err;
-    }
-    this.#volumes.delete(target);
-    await this.deps.afterUnpublish?.(target).catch((err) =>
-      this.deps.log.error("failed to record the unpublish", { targetPath: target, error: messageOf(err) })
-    );
-    this.deps.metrics.nodeUnpublish();
-    this.deps.metrics.mountedVolumes(this.#volumes.size);
-    this.deps.log.info("node unpublish volume complete", { targetPath: target });
+  async #unpublish(target: Target): Promise<void> {
+    await removeVolume(target, this.deps.mounter);
+    this.#volumes.delete(target.id);
   }
 }

@@ -8,7 +8,8 @@
 import assert from "node:assert/strict";
 import { posix } from "node:path";
 import fc from "fast-check";
-import { MAX_NAME_BYTES, MAX_PATH_BYTES, PayloadError, validatePayload } from "../../lib/files/payload.ts";
+import { PayloadError } from "../../lib/errors.ts";
+import { MAX_NAME_BYTES, MAX_PATH_BYTES, validatePayload } from "../../lib/files/payload.ts";
 import { decodeMountinfoPath, parseMountinfo } from "../../lib/mount/mountinfo.ts";
 import type { ProviderFile } from "../../lib/volume/ports.ts";
 

@@ -62,21 +62,25 @@ Deno.test("hostile provider file paths are refused with a clear error, nothing w
     assert.deepEqual(after, before);
   }));
 
-Deno.test("10,000 files: refused cleanly when the tmpfs is full, written completely when it fits", async (t) => {
+Deno.test("10,000 files: refused up front when they cannot fit twice, written completely when they do", async (t) => {
+  // 10,000 one-block files in 100 directories plus the timestamped one: 10,101 blocks (40,404 KiB) per copy.
   const files = Array.from({ length: 10_000 }, (_, i) => ({ path: `d${i % 100}/f${i}`, contents: "x" }));
   await t.step(
-    "1 MiB tmpfs: a clean ENOSPC error, nothing half-written, no mount",
+    "1 MiB tmpfs: a clear error before anything is written, no mount",
     () =>
       withTestDriver(async (d) => {
         d.provider.behaviour = { files };
         const err = await publishError(d, d.publishRequest("many"));
         assert.equal(err.code, status.INTERNAL, err.details);
-        assert.match(err.details, /could not write 10000 files into .*: No space left on device/);
+        assert.match(
+          err.details,
+          /\(10000 files\) needs 40404 KiB of the volume's tmpfs, .* at most 512 KiB is accepted, half the volume's size cap of 1048576 bytes/,
+        );
         assert.deepEqual(await d.mounts(), []);
         assert.ok(await isEmptyDir(d.target("many")));
       }),
   );
-  await t.step("64 MiB tmpfs: every file is there", () =>
+  await t.step("80 MiB tmpfs (room for two copies): every file is there", () =>
     withTestDriver(async (d) => {
       d.provider.behaviour = { files };
       await d.client.nodePublishVolume(d.publishRequest("many"));
@@ -85,7 +89,7 @@ Deno.test("10,000 files: refused cleanly when the tmpfs is full, written complet
       assert.equal(await Deno.readTextFile(join(d.target("many"), "d7/f9907")), "x");
       await d.client.nodeUnpublishVolume({ volume_id: "csi-many", target_path: d.target("many") });
       assert.deepEqual(await d.mounts(), []);
-    }, { provider: { tmpfsSizeBytes: 64 * 1024 * 1024 } }));
+    }, { provider: { tmpfsSizeBytes: 80 * 1024 * 1024 } }));
   await t.step("10,001 files are refused before anything is written", () =>
     withTestDriver(async (d) => {
       d.provider.behaviour = { files: [...files, { path: "one-more", contents: "x" }] };

@@ -118,7 +118,8 @@ Deno.test("a full tmpfs is a clear error with nothing half-written and no mount 
   withNode(async (node) => {
     const socket = join(node.providerDir, "big.sock");
     await node.writeSpc("spc-big", "big");
-    // 64 KiB hold 16 pages: 40 one-line files need 40, though their bytes are far under the cap.
+    // 64 KiB hold 16 pages: 40 one-line files need 40, though their bytes are far under the cap. A payload
+    // is accepted only if it fits twice (a rotation holds two), so this one is refused before any write.
     await node.startDriver(["--tmpfs-size=64Ki"]);
     const client = node.connect();
     const provider = await startProviderProcess({ socket, files: 40 });
@@ -128,7 +129,10 @@ Deno.test("a full tmpfs is a clear error with nothing half-written and no mount 
         (e: GrpcFailure) => e,
       );
       assert.equal(err.code, status.INTERNAL, err.details);
-      assert.match(err.details, /could not write 40 files into .*full.*: No space left on device/);
+      assert.match(
+        err.details,
+        /the provider payload \(40 files\) needs 164 KiB of the volume's tmpfs, .* at most 32 KiB is accepted/,
+      );
       assert.deepEqual(await node.mounts(), []);
       for await (const entry of Deno.readDir(node.target("full"))) assert.fail(`${entry.name} was left`);
       // The same driver still publishes what fits.

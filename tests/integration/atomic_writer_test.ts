@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { DriverError, GrpcStatus } from "../../lib/errors.ts";
+import { DriverError, GrpcStatus, PayloadError } from "../../lib/errors.ts";
 import { AtomicWriter, DATA_DIR } from "../../lib/files/atomic-writer.ts";
-import { PayloadError } from "../../lib/files/payload.ts";
 import type { ProviderFile } from "../../lib/volume/ports.ts";
 import { requireRoot } from "../support/root.ts";
 

@@ -7,7 +7,7 @@ import type { NodePublishVolumeRequest } from "../../lib/csi/node.ts";
 import { createLogger, silentLogger } from "../../lib/log.ts";
 import { type KubernetesParts, type KubernetesTuning, startKubernetes } from "../../lib/k8s/setup.ts";
 import type { MountedReader } from "../../lib/k8s/secret-sync.ts";
-import type { RotationConfig } from "../../lib/volume/publish.ts";
+import type { MountedVolumes, RotationConfig } from "../../lib/volume/ports.ts";
 import { type ApiServer, type KubeObject, SECRETS_STORE_GROUP } from "../support/apiserver.ts";
 import { startTestDriver, type TestDriver } from "../support/driver.ts";
 import { SyncMetrics } from "../support/kube-twins.ts";
@@ -51,7 +51,8 @@ export async function startK8sDriver(
   const kubeconfig = await Deno.makeTempFile({ prefix: "sscsi-kubeconfig-" });
   await Deno.writeTextFile(kubeconfig, server.kubeconfig());
   const metrics = new SyncMetrics();
-  const late: { reader?: MountedReader } = {};
+  // Both are the driver's, built after the Kubernetes parts (as in `node`).
+  const late: { reader?: MountedReader; volumes?: MountedVolumes } = {};
   const kubernetes = await startKubernetes({
     kubeconfig,
     nodeId,
@@ -59,6 +60,7 @@ export async function startK8sDriver(
     log: Deno.env.get("K8S_TEST_LOG") ? createLogger({ json: false, verbosity: 4 }) : silentLogger,
     metrics,
     reader: { read: (dir) => late.reader!.read(dir) },
+    volumes: { podUid: (path) => late.volumes!.podUid(path) },
     tuning: { ...FAST, ...options.tuning },
   });
   if (kubernetes === null) throw new Error("startKubernetes found no configuration");
@@ -71,6 +73,7 @@ export async function startK8sDriver(
     afterUnpublish: kubernetes.afterUnpublish,
   });
   late.reader = driver.wired.writer;
+  late.volumes = driver.wired.volumes;
   const publishRequest = (pod: KubeObject, spc: string, secrets: Record<string, string> = {}) => {
     const name = pod.metadata.name!;
     const request = driver.publishRequest(name, spc);

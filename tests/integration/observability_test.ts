@@ -63,6 +63,7 @@ Deno.test("metrics, healthz, JSON logs and provider health of a running driver",
     "--additional-provider-volume-paths=",
     `--spc-dir=${spcDir}`,
     "--metrics-addr=127.0.0.1:0",
+    `--kubelet-root-dir=${dir}`,
     "--enable-secret-rotation=true",
     "--rotation-poll-interval=0s",
     "--provider-health-check",
@@ -100,7 +101,7 @@ Deno.test("metrics, healthz, JSON logs and provider health of a running driver",
     await assert.rejects(
       csi.nodePublishVolume({
         ...request,
-        target_path: join(dir, "other"),
+        target_path: join(dir, "pods/uid-2/volumes/kubernetes.io~csi/vol/mount"),
         volume_context: { ...request.volume_context, secretProviderClass: "missing" },
       }),
     );

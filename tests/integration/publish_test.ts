@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { status } from "@grpc/grpc-js";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { isMountPoint, readMountinfo } from "../../lib/mount/mountinfo.ts";
 import { type TestDriver, withTestDriver } from "../support/driver.ts";
 
@@ -162,9 +162,22 @@ Deno.test("target paths outside what a privileged driver may touch are refused",
         pattern,
       );
     }
-    const link = join(d.dir, "link");
+    // A link where kubelet's target directory belongs.
+    const link = d.target("p");
+    await Deno.mkdir(dirname(link), { recursive: true });
     await Deno.symlink("/tmp", link);
     const request = { ...d.publishRequest("p"), target_path: link };
     await assertGrpcError(d.client.nodePublishVolume(request), status.INVALID_ARGUMENT, /is a symlink/);
+    assert.deepEqual(await d.mounts(), []);
+    // Anything that is not a kubelet volume path below the kubelet root dir is refused outright.
+    for (
+      const path of [join(d.dir, "link"), "/root/x", "/var/tmp/x", "/run/x", join(d.dir, "pods/u/x/mount")]
+    ) {
+      await assertGrpcError(
+        d.client.nodePublishVolume({ ...d.publishRequest("p"), target_path: path }),
+        status.INVALID_ARGUMENT,
+        /is not a kubelet CSI volume path .*pods\/<pod uid>\/volumes\/kubernetes.io~csi\/<volume>\/mount/,
+      );
+    }
     assert.deepEqual(await d.mounts(), []);
   }));

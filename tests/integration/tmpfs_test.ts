@@ -5,6 +5,7 @@ import { SyscallError } from "../../lib/mount/errno.ts";
 import { MNT_DETACH, sysMount, sysUmount2, UMOUNT_NOFOLLOW } from "../../lib/mount/libc.ts";
 import { isMountPoint, type MountEntry, mountsUnder, readMountinfo } from "../../lib/mount/mountinfo.ts";
 import { noswapSupported, swapIsOn, TmpfsMounter } from "../../lib/mount/tmpfs.ts";
+import type { Target } from "../../lib/volume/ports.ts";
 import { requireRoot } from "../support/root.ts";
 
 const MiB = 1024 * 1024;
@@ -30,6 +31,33 @@ async function entryAt(mountPoint: string): Promise<MountEntry | undefined> {
   return (await readMountinfo()).find((entry) => entry.mountPoint === mountPoint);
 }
 
+/** Opens `path` with `mounter` (null when missing), runs `fn` on it and closes it. */
+async function withTarget<T>(
+  mounter: TmpfsMounter,
+  path: string,
+  fn: (target: Target) => Promise<T>,
+): Promise<T | undefined> {
+  const target = await mounter.open(path, { create: false });
+  if (target === null) return undefined;
+  try {
+    return await fn(target);
+  } finally {
+    mounter.close(target);
+  }
+}
+
+/** Mounts a tmpfs on the existing directory `path` (as the use case does: open, mount, close). */
+function mountAt(mounter: TmpfsMounter, path: string): Promise<unknown> {
+  return withTarget(mounter, path, (t) => mounter.mount(t)).then((root) => {
+    if (root === undefined) throw new Error(`${path} does not exist`);
+  });
+}
+
+/** Unmounts whatever the driver mounted on `path`, as a later call would (a fresh open). */
+function unmountAt(mounter: TmpfsMounter, path: string): Promise<unknown> {
+  return withTarget(mounter, path, (t) => mounter.unmount(t));
+}
+
 function assertDriverError(err: unknown, code: GrpcStatus, sentence: RegExp): true {
   assert.ok(err instanceof DriverError, `expected a DriverError, got ${err}`);
   assert.equal(err.code, code);
@@ -41,7 +69,7 @@ Deno.test("mount gives a capped nosuid,nodev tmpfs; unmount is idempotent", asyn
   await inTempDir(async (dir) => {
     const target = await makeDir(`${dir}/vol`);
     const mounter = new TmpfsMounter({ sizeBytes: MiB, noswap: "off" });
-    await mounter.mount(target);
+    await mountAt(mounter, target);
 
     const entry = await entryAt(target);
     assert.ok(entry, "the tmpfs is in /proc/self/mountinfo");
@@ -49,7 +77,7 @@ Deno.test("mount gives a capped nosuid,nodev tmpfs; unmount is idempotent", asyn
     assert.ok(entry.mountOptions.includes("nosuid") && entry.mountOptions.includes("nodev"));
     assert.ok(entry.superOptions.includes("size=1024k"), entry.superOptions.join(","));
     assert.ok(entry.superOptions.includes("mode=755"), entry.superOptions.join(","));
-    assert.equal(await mounter.isMountPoint(target), true);
+    assert.equal(await isMountPoint(target), true);
 
     await Deno.writeFile(`${target}/small`, new Uint8Array(MiB / 2));
     await assert.rejects(
@@ -57,12 +85,12 @@ Deno.test("mount gives a capped nosuid,nodev tmpfs; unmount is idempotent", asyn
       (err: Error & { code?: string }) => err.code === "ENOSPC",
     );
 
-    await mounter.unmount(target);
-    assert.equal(await mounter.isMountPoint(target), false);
+    await unmountAt(mounter, target);
+    assert.equal(await isMountPoint(target), false);
     assert.equal(await entryAt(target), undefined);
-    await mounter.unmount(target);
-    await mounter.unmount(`${dir}/missing`);
-    await mounter.unmount(`${dir}/missing/deeper`);
+    await unmountAt(mounter, target);
+    await unmountAt(mounter, `${dir}/missing`);
+    await unmountAt(mounter, `${dir}/missing/deeper`);
   });
 });
 
@@ -71,12 +99,12 @@ Deno.test("noswap: 'on' and 'auto' show noswap in the super options on this kern
     for (const [mode, expected] of [["on", true], ["auto", true], ["off", false]] as const) {
       const target = await makeDir(`${dir}/${mode}`);
       const mounter = new TmpfsMounter({ sizeBytes: MiB, noswap: mode });
-      await mounter.mount(target);
+      await mountAt(mounter, target);
       try {
         const entry = await entryAt(target);
         assert.equal(entry?.superOptions.includes("noswap"), expected, `${mode}: ${entry?.superOptions}`);
       } finally {
-        await mounter.unmount(target);
+        await unmountAt(mounter, target);
       }
     }
     assert.equal(await noswapSupported(), true); // Linux >= 6.4
@@ -104,9 +132,9 @@ Deno.test("noswap 'auto' retries without noswap on EINVAL, remembers it and warn
     });
     for (const name of ["a", "b"]) {
       const target = await makeDir(`${dir}/${name}`);
-      await mounter.mount(target);
+      await mountAt(mounter, target);
       assert.equal((await entryAt(target))?.superOptions.includes("noswap"), false);
-      await mounter.unmount(target);
+      await unmountAt(mounter, target);
     }
     assert.deepEqual(calls, [
       `size=${MiB},mode=0755,noswap`,
@@ -124,7 +152,7 @@ Deno.test("noswap 'on' fails with a sentence naming the options when the kernel 
     const target = await makeDir(`${dir}/vol`);
     const mounter = new TmpfsMounter({ sizeBytes: MiB, noswap: "on", mountSyscall: kernelWithoutNoswap([]) });
     await assert.rejects(
-      mounter.mount(target),
+      mountAt(mounter, target),
       (err) => assertDriverError(err, GrpcStatus.INTERNAL, /rejected the options ".*noswap".*EINVAL/),
     );
     assert.equal(await isMountPoint(target), false);
@@ -135,24 +163,29 @@ Deno.test("mount refuses a path that is already a mount point", async () => {
   await inTempDir(async (dir) => {
     const target = await makeDir(`${dir}/vol`);
     const mounter = new TmpfsMounter({ sizeBytes: MiB });
-    await mounter.mount(target);
+    await mountAt(mounter, target);
     await assert.rejects(
-      mounter.mount(target),
+      mountAt(mounter, target),
       (err) => assertDriverError(err, GrpcStatus.FAILED_PRECONDITION, /already a mount point/),
     );
     assert.equal((await readMountinfo()).filter((entry) => entry.mountPoint === target).length, 1);
-    await mounter.unmount(target);
+    await unmountAt(mounter, target);
   });
 });
 
-Deno.test("mount on a missing directory says the target does not exist", async () => {
+Deno.test("mount on a directory that vanished after it was opened says the target does not exist", async () => {
   await inTempDir(async (dir) => {
     const target = `${dir}/missing`;
-    const err = await new TmpfsMounter({ sizeBytes: MiB }).mount(target).catch((e) => e);
+    const mounter = new TmpfsMounter({ sizeBytes: MiB });
+    assert.equal(await mounter.open(target, { create: false }), null);
+    const opened = (await mounter.open(target, { create: true }))!;
+    await Deno.remove(target);
+    const err = await mounter.mount(opened).catch((e) => e);
+    mounter.close(opened);
     assertDriverError(
       err,
       GrpcStatus.INTERNAL,
-      /the target directory does not exist \(mount\(2\) answered ENOENT\)/,
+      /the target directory does not exist \(openat\(2\) answered ENOENT\)/,
     );
     assert.ok(err.message.includes(JSON.stringify(target)));
     assert.equal(err.cause.code, "ENOENT");
@@ -162,11 +195,11 @@ Deno.test("mount on a missing directory says the target does not exist", async (
 Deno.test("bad targets are INVALID_ARGUMENT errors, and a bad size is refused up front", async () => {
   const mounter = new TmpfsMounter({ sizeBytes: MiB });
   await assert.rejects(
-    mounter.mount(""),
+    mountAt(mounter, ""),
     (err) => assertDriverError(err, GrpcStatus.INVALID_ARGUMENT, /empty/),
   );
   await assert.rejects(
-    mounter.unmount("/tmp/a\0b"),
+    unmountAt(mounter, "/tmp/a\0b"),
     (err) => assertDriverError(err, GrpcStatus.INVALID_ARGUMENT, /NUL byte/),
   );
   assert.throws(
@@ -185,7 +218,8 @@ Deno.test("without CAP_SYS_ADMIN over the mount namespace, mount says to run as 
     const script = `
       import { TmpfsMounter } from ${JSON.stringify(tmpfsModule)};
       try {
-        await new TmpfsMounter({ sizeBytes: 4096 }).mount(${JSON.stringify(target)});
+        const mounter = new TmpfsMounter({ sizeBytes: 4096 });
+        await mounter.mount(await mounter.open(${JSON.stringify(target)}, { create: false }));
         console.log(JSON.stringify({ mounted: true }));
       } catch (err) {
         console.log(JSON.stringify({ code: err.code, message: err.message, errno: err.cause?.code }));
@@ -214,11 +248,11 @@ Deno.test("paths with space, tab, newline and backslash are found in the real mo
   await inTempDir(async (dir) => {
     const target = await makeDir(`${dir}/odd name\twith\nescapes\\here`);
     const mounter = new TmpfsMounter({ sizeBytes: MiB });
-    await mounter.mount(target);
+    await mountAt(mounter, target);
     assert.equal(await isMountPoint(target), true);
     assert.deepEqual((await mountsUnder(dir)).map((entry) => entry.mountPoint), [target]);
     assert.equal((await entryAt(target))?.fsType, "tmpfs");
-    await mounter.unmount(target);
+    await unmountAt(mounter, target);
     assert.equal(await isMountPoint(target), false);
   });
 });
@@ -229,26 +263,32 @@ Deno.test("a symbolic link to a mount point is never followed: not by umount2, u
     const link = `${dir}/link`;
     await Deno.symlink(target, link);
     const mounter = new TmpfsMounter({ sizeBytes: MiB });
-    await mounter.mount(target);
+    await mountAt(mounter, target);
 
     assert.throws(
       () => sysUmount2(link, UMOUNT_NOFOLLOW),
       (err) => err instanceof SyscallError && err.code === "EINVAL",
     );
-    assert.equal(await mounter.isMountPoint(link), false);
-    await mounter.unmount(link); // nothing mounted at the link itself: success, and the target stays
+    assert.equal(await isMountPoint(link), false);
+    // The link is refused as a target, and the mount it points at stays.
+    await assert.rejects(
+      unmountAt(mounter, link),
+      (err) =>
+        assertDriverError(err, GrpcStatus.INVALID_ARGUMENT, /is a symlink; the driver does not follow it/),
+    );
     assert.equal(await isMountPoint(target), true);
 
     const plain = await makeDir(`${dir}/plain`);
     const linkToPlain = `${dir}/link-to-plain`;
     await Deno.symlink(plain, linkToPlain);
     await assert.rejects(
-      mounter.mount(linkToPlain),
-      (err) => assertDriverError(err, GrpcStatus.FAILED_PRECONDITION, /symbolic link/),
+      mountAt(mounter, linkToPlain),
+      (err) =>
+        assertDriverError(err, GrpcStatus.INVALID_ARGUMENT, /is a symlink; the driver does not follow it/),
     );
     assert.equal(await isMountPoint(plain), false);
 
-    await mounter.unmount(target);
+    await unmountAt(mounter, target);
     assert.equal(await isMountPoint(target), false);
   });
 });
@@ -263,15 +303,15 @@ Deno.test("unmount waits out a file held open for a moment, and says the mount i
   await inTempDir(async (dir) => {
     const target = await makeDir(`${dir}/vol`);
     const mounter = new TmpfsMounter({ sizeBytes: MiB });
-    await mounter.mount(target);
+    await mountAt(mounter, target);
     try {
       const held = await Deno.open(`${target}/f`, { write: true, create: true });
       await assert.rejects(
-        mounter.unmount(target),
+        unmountAt(mounter, target),
         (err) => assertDriverError(err, GrpcStatus.FAILED_PRECONDITION, /busy/),
       );
       setTimeout(() => held.close(), 30);
-      await mounter.unmount(target);
+      await unmountAt(mounter, target);
       assert.equal(await isMountPoint(target), false);
     } finally {
       if (await isMountPoint(target)) sysUmount2(target, MNT_DETACH);

@@ -1,6 +1,6 @@
 /**
  * The in-memory twins keep the contract of the real parts: the same calls on MemoryKube and on KubeApi
- * against the HTTP API stand-in, and on MemoryProviders and on the gRPC ProviderClient against a real
+ * against the HTTP API stand-in, and on ScriptedProviders and on the gRPC ProviderClient against a real
  * provider on a unix socket, give the same answers, error codes and reasons. Needs no root.
  */
 import assert from "node:assert/strict";
@@ -10,7 +10,8 @@ import { silentLogger } from "../../lib/log.ts";
 import { ProviderCallError, ProviderClient } from "../../lib/provider/client.ts";
 import type { CallContext, MountRequest, ProviderCaller } from "../../lib/volume/ports.ts";
 import { startApiServer } from "../support/apiserver.ts";
-import { MemoryKube, MemoryProviders } from "../support/kube-twins.ts";
+import { MemoryKube } from "../support/kube-twins.ts";
+import { ScriptedProviders } from "../support/twins.ts";
 import { TestProvider } from "../support/test-provider.ts";
 
 const NS = "default";
@@ -126,7 +127,7 @@ async function mountOutcome(providers: ProviderCaller, provider: string): Promis
   }
 }
 
-Deno.test("MemoryProviders answers like ProviderClient and a real provider: files, error.code, no versions, not found", async () => {
+Deno.test("ScriptedProviders answers like ProviderClient and a real provider: files, error.code, no versions, not found", async () => {
   const dir = await Deno.makeTempDir({ prefix: "sscsi-twins-" });
   const provider = await TestProvider.start(dir, "test");
   const client = new ProviderClient({
@@ -135,7 +136,7 @@ Deno.test("MemoryProviders answers like ProviderClient and a real provider: file
     retry: { attempts: 1, initialMs: 10, maxMs: 10 },
     log: silentLogger,
   });
-  const twin = new MemoryProviders();
+  const twin = new ScriptedProviders();
   try {
     const cases = [
       { files: [{ path: "a", contents: "1", mode: 0o600 }] },
@@ -145,7 +146,7 @@ Deno.test("MemoryProviders answers like ProviderClient and a real provider: file
     ];
     for (const behaviour of cases) {
       provider.queue(behaviour);
-      twin.answer("test", behaviour);
+      twin.script("test", behaviour);
       assert.deepEqual(
         await mountOutcome(twin, "test"),
         await mountOutcome(client, "test"),
@@ -157,7 +158,7 @@ Deno.test("MemoryProviders answers like ProviderClient and a real provider: file
     assert.deepEqual([fake.code, fake.reason], [real.code, real.reason]);
     assert.match(real.message, /^cannot mount for pod default\/web: provider "missing" not found/);
     assert.match(fake.message, /^cannot mount for pod default\/web: provider "missing" not found/);
-    assert.deepEqual(twin.mounts.map((m) => m.request), Array(cases.length + 1).fill(REQUEST));
+    assert.deepEqual(twin.calls.map((m) => m.request), Array(cases.length + 1).fill(REQUEST));
   } finally {
     client.close();
     await provider.close();

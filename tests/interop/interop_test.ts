@@ -64,7 +64,8 @@ async function startNode(driverArgs: string[] = []): Promise<TestNode> {
       nodeId: NODE_ID,
       providerVolume,
       spcDir,
-      extraArgs: driverArgs,
+      // Targets are kubelet-shaped paths below the temp dir.
+      extraArgs: [`--kubelet-root-dir=${dir}`, ...driverArgs],
     });
   } catch (err) {
     await close();

@@ -11,8 +11,7 @@ import { type Wired, wireVolumes } from "../../lib/commands/wiring.ts";
 import type { ProviderConfig } from "../../lib/config.ts";
 import { type Logger, silentLogger } from "../../lib/log.ts";
 import type { DriverMetrics } from "../../lib/metrics.ts";
-import type { Published, RotationConfig } from "../../lib/volume/publish.ts";
-import type { SpcSource } from "../../lib/volume/ports.ts";
+import type { Published, RotationConfig, SpcSource } from "../../lib/volume/ports.ts";
 import { mountsUnder } from "../../lib/mount/mountinfo.ts";
 import { MNT_DETACH, sysUmount2 } from "../../lib/mount/libc.ts";
 import { SpcDirectory } from "../../lib/spc/files.ts";
@@ -64,6 +63,8 @@ export async function startTestDriver(options: TestDriverOptions = {}): Promise<
     maxRecvBytes: 4 * 1024 * 1024,
     timeoutMs: 5_000,
     tmpfsSizeBytes: 1024 * 1024,
+    // Targets are kubelet-shaped paths below the temp dir (see target()).
+    kubeletRootDir: dir,
     ...options.provider,
   };
   const log = options.log ?? silentLogger;

@@ -186,6 +186,8 @@ export async function createNode(): Promise<HardeningNode> {
         "--spc-dir",
         spcDir,
         "--metrics-addr=127.0.0.1:0",
+        // Targets are kubelet-shaped paths below the temp dir.
+        `--kubelet-root-dir=${dir}`,
         ...extraArgs,
       ], denoFlags);
       processes.push(driver);

@@ -1,16 +1,12 @@
 /**
  * In-memory twins of the Kubernetes side's ports, for unit tests that need no root, no processes and no
  * HTTP: {@link MemoryKube} (the {@link KubeClient} the driver talks through), {@link MemoryCache} (an
- * informer's cache), {@link FakeClock}, {@link MemoryReader} and {@link MemoryVolumes} (what the Secret
- * sync reads), {@link MemoryProviders} (the provider port), and metrics and a logger that remember.
- * Each twin keeps the contract of the real part: tests/unit/twins_contract_test.ts runs the same calls
- * on both.
+ * informer's cache), {@link MemoryReader} and {@link MemoryVolumes} (what the Secret sync reads), metrics
+ * and a logger that remember. The clock and the volume side's twins (the provider port among them) are in
+ * twins.ts. tests/integration/twins_contract_test.ts runs the same calls on a twin and on the real part.
  */
-import { GrpcStatus } from "../../lib/errors.ts";
 import type { Fields, Logger } from "../../lib/log.ts";
 import { createLogger } from "../../lib/log.ts";
-import { type DriverMetrics, noMetrics } from "../../lib/metrics.ts";
-import { ProviderCallError, ProviderErrorReason } from "../../lib/provider/client.ts";
 import {
   API_CALLS,
   KubeApiError,
@@ -22,17 +18,10 @@ import {
   type WatchEvent,
   type WatchOptions,
 } from "../../lib/k8s/api.ts";
-import type { Clock, Timer } from "../../lib/k8s/clock.ts";
 import { type ObjectCache, objectKey } from "../../lib/k8s/informer.ts";
-import type { MountedReader, MountedVolumes } from "../../lib/k8s/secret-sync.ts";
-import type {
-  CallContext,
-  MountRequest,
-  MountResponse,
-  ObjectVersion,
-  ProviderCaller,
-  ProviderFile,
-} from "../../lib/volume/ports.ts";
+import type { MountedReader } from "../../lib/k8s/secret-sync.ts";
+import type { MountedVolumes, ProviderFile } from "../../lib/volume/ports.ts";
+import { RecordingMetrics } from "./twins.ts";
 
 type Verb = "get" | "list" | "watch" | "create" | "update";
 
@@ -309,41 +298,6 @@ export class MemoryCache<T extends KubeObject = KubeObject> implements ObjectCac
   }
 }
 
-/** A {@link Clock} that moves only when told: `advance(ms)` runs every timer that falls due, in order. */
-export class FakeClock implements Clock {
-  #now = 0;
-  #timers: { at: number; seq: number; fn: () => void }[] = [];
-  #seq = 0;
-
-  now(): number {
-    return this.#now;
-  }
-
-  after(ms: number, fn: () => void): Timer {
-    const timer = { at: this.#now + Math.max(0, ms), seq: this.#seq++, fn };
-    this.#timers.push(timer);
-    return { cancel: () => (this.#timers = this.#timers.filter((t) => t !== timer)) };
-  }
-
-  /** Delays of the pending timers from now, soonest first. */
-  pending(): number[] {
-    return this.#timers.map((t) => t.at - this.#now).sort((a, b) => a - b);
-  }
-
-  /** Moves time forward by `ms`, running due timers (and timers they schedule that fall due too). */
-  advance(ms: number): void {
-    const end = this.#now + ms;
-    while (true) {
-      const due = this.#timers.filter((t) => t.at <= end).sort((a, b) => a.at - b.at || a.seq - b.seq)[0];
-      if (due === undefined) break;
-      this.#timers = this.#timers.filter((t) => t !== due);
-      this.#now = due.at;
-      due.fn();
-    }
-    this.#now = end;
-  }
-}
-
 /** What each target directory shows ({@link MountedReader}); an Error entry makes the read fail. */
 export class MemoryReader implements MountedReader {
   readonly payloads = new Map<string, ProviderFile[] | Error>();
@@ -383,102 +337,16 @@ export class MemoryVolumes implements MountedVolumes {
   }
 }
 
-/** What one provider does on Mount in a {@link MemoryProviders}. */
-export interface ProviderAnswer {
-  /** Files to return (UTF-8 strings or bytes); mode 0o644 unless given. */
-  files?: { path: string; contents: string | Uint8Array; mode?: number }[];
-  /** Versions to return; by default `{id: path, version: "v1"}` per file. */
-  objectVersions?: ObjectVersion[];
-  /** The provider answers with `error.code` set. */
-  errorCode?: string;
-  /** The call fails like this (a ProviderCallError, a DriverError). */
-  error?: Error;
-}
-
-/** One Mount a {@link MemoryProviders} received. */
-export interface ProviderMount {
-  provider: string;
-  request: MountRequest;
-  ctx: CallContext;
-}
-
-/**
- * The provider port ({@link ProviderCaller}) without sockets: each provider name answers as scripted, and
- * failures carry the code and `reason` the real client (lib/provider/client.ts) gives them: an unknown
- * provider is UNAVAILABLE with the lookup reason, `error.code` is INTERNAL with the code as reason, an
- * answer without object versions is INTERNAL with the gRPC reason.
- */
-export class MemoryProviders implements ProviderCaller {
-  readonly mounts: ProviderMount[] = [];
-  readonly #answers = new Map<string, ProviderAnswer | ((request: MountRequest) => ProviderAnswer)>();
-
-  /** Scripts `provider`: a fixed answer, or one computed per request. */
-  answer(provider: string, answer: ProviderAnswer | ((request: MountRequest) => ProviderAnswer)): void {
-    this.#answers.set(provider, answer);
-  }
-
-  mount(provider: string, request: MountRequest, ctx: CallContext): Promise<MountResponse> {
-    this.mounts.push({ provider, request: structuredClone(request), ctx: { ...ctx } });
-    const who = `provider ${JSON.stringify(provider)}`;
-    const forPod = ` for pod ${ctx.namespace}/${ctx.pod}`;
-    const scripted = this.#answers.get(provider);
-    if (scripted === undefined) {
-      return Promise.reject(
-        new ProviderCallError(
-          GrpcStatus.UNAVAILABLE,
-          `cannot mount${forPod}: ${who} not found: no ${provider}.sock in the memory twin`,
-          ProviderErrorReason.lookup,
-        ),
-      );
-    }
-    const answer = typeof scripted === "function" ? scripted(request) : scripted;
-    if (answer.error) return Promise.reject(answer.error);
-    if (answer.errorCode) {
-      return Promise.reject(
-        new ProviderCallError(
-          GrpcStatus.INTERNAL,
-          `${who} failed Mount${forPod} with error code ${JSON.stringify(answer.errorCode)}`,
-          answer.errorCode,
-        ),
-      );
-    }
-    const encoder = new TextEncoder();
-    const files = (answer.files ?? []).map(({ path, contents, mode }) => ({
-      path,
-      mode: mode ?? 0o644,
-      contents: typeof contents === "string" ? encoder.encode(contents) : contents,
-    }));
-    const objectVersions = answer.objectVersions ?? files.map((f) => ({ id: f.path, version: "v1" }));
-    if (objectVersions.length === 0) {
-      return Promise.reject(
-        new ProviderCallError(
-          GrpcStatus.INTERNAL,
-          `${who} answered Mount${forPod} without object versions`,
-          ProviderErrorReason.grpc,
-        ),
-      );
-    }
-    return Promise.resolve({ objectVersions, files });
-  }
-}
-
-/** DriverMetrics that remember the Secret sync calls (the rest goes nowhere). */
-export class SyncMetrics implements DriverMetrics {
+/** RecordingMetrics that also keep the Secret sync calls as values, for assertions on them. */
+export class SyncMetrics extends RecordingMetrics {
   readonly synced: { provider: string; count: number }[] = [];
   readonly errors: { provider: string; errorType: string }[] = [];
-  nodePublish = noMetrics.nodePublish;
-  nodePublishError = noMetrics.nodePublishError;
-  nodeUnpublish = noMetrics.nodeUnpublish;
-  nodeUnpublishError = noMetrics.nodeUnpublishError;
-  rotation = noMetrics.rotation;
-  rotationError = noMetrics.rotationError;
-  rotationSkipped = noMetrics.rotationSkipped;
-  mountedVolumes = noMetrics.mountedVolumes;
-  providerHealth = noMetrics.providerHealth;
-  syncK8sSecret(provider: string, count: number): void {
+  override syncK8sSecret(provider: string, count: number, seconds: number): void {
+    super.syncK8sSecret(provider, count, seconds);
     this.synced.push({ provider, count });
   }
-  syncK8sSecretError(provider: string, errorType: string): void {
+  override syncK8sSecretError(provider: string, errorType: string): void {
+    super.syncK8sSecretError(provider, errorType);
     this.errors.push({ provider, errorType });
   }
 }

@@ -152,6 +152,7 @@ Deno.test("cluster configuration: --kubeconfig, then $KUBECONFIG, then the in-cl
     log: silentLogger,
     metrics: noMetrics,
     reader: { read: () => Promise.resolve(null) },
+    volumes: { podUid: () => undefined },
   };
   assert.equal(await startKubernetes({ ...options, environment: environment({}) }), null);
   await assert.rejects(

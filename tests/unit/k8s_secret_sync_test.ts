@@ -10,8 +10,8 @@ import { MANAGED_LABEL } from "../../lib/k8s/secret-data.ts";
 import { NOT_MOUNTED_HERE, SecretSync } from "../../lib/k8s/secret-sync.ts";
 import { ClusterSpcSource } from "../../lib/k8s/spc.ts";
 import { NODE_LABEL, type Spcps } from "../../lib/k8s/spcps.ts";
+import { FakeClock } from "../support/twins.ts";
 import {
-  FakeClock,
   MemoryCache,
   MemoryKube,
   MemoryReader,

@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import { DriverError, GrpcStatus } from "../../lib/errors.ts";
 import { KubeApiError, type KubeObject } from "../../lib/k8s/api.ts";
 import { ClusterSpcSource } from "../../lib/k8s/spc.ts";
-import { desiredSpcps, NODE_LABEL, publishedPod, type Spcps, SpcpsRecorder } from "../../lib/k8s/spcps.ts";
-import type { Published } from "../../lib/volume/publish.ts";
+import { desiredSpcps, NODE_LABEL, type Spcps, SpcpsRecorder } from "../../lib/k8s/spcps.ts";
+import type { Published } from "../../lib/volume/ports.ts";
 import { MemoryCache, MemoryKube, recordingLogger } from "../support/kube-twins.ts";
 
 const NS = "default";
@@ -16,18 +16,7 @@ const TARGET = "/var/lib/kubelet/pods/uid-web/volumes/kubernetes.io~csi/secrets/
 
 function published(overrides: Partial<Published> = {}): Published {
   return {
-    request: {
-      volumeId: "v",
-      targetPath: TARGET,
-      readonly: true,
-      volumeContext: {
-        secretProviderClass: "db",
-        "csi.storage.k8s.io/pod.name": "web",
-        "csi.storage.k8s.io/pod.namespace": NS,
-        "csi.storage.k8s.io/pod.uid": "uid-web",
-      },
-      secrets: {},
-    },
+    pod: { name: "web", namespace: NS, uid: "uid-web" },
     targetPath: TARGET,
     spc: { name: "db", namespace: NS, provider: "vault", parameters: {}, secretObjects: [] },
     objectVersions: [{ id: "b", version: "2" }, { id: "a", version: "1" }],
@@ -44,15 +33,6 @@ function recorder(nodeId = "node-1") {
 }
 
 const stored = (kube: MemoryKube) => kube.object<Spcps>("spcps", NS, "web-default-db");
-
-Deno.test("the pod of a publish is read from the volume context kubelet sent", () => {
-  assert.deepEqual(publishedPod(published()), { name: "web", namespace: NS, uid: "uid-web" });
-  assert.deepEqual(publishedPod(published({ request: { ...published().request, volumeContext: {} } })), {
-    name: "",
-    namespace: "",
-    uid: "",
-  });
-});
 
 Deno.test("a mount creates the SPCPS as upstream writes it: name, node label, pod owner, sorted objects", async () => {
   const { kube, recorder: r } = recorder();

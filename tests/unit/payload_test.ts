@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
 import { posix } from "node:path";
 import fc from "fast-check";
-import { DriverError, GrpcStatus } from "../../lib/errors.ts";
+import { DriverError, GrpcStatus, PayloadError } from "../../lib/errors.ts";
 import {
   DEFAULT_MAX_FILES,
-  PayloadError,
   type PayloadLimits,
   quotePath,
   validatePayload,
