@@ -5,8 +5,8 @@ import { DriverError, GrpcStatus, PayloadError } from "../../lib/errors.ts";
 import {
   BLOCK_BYTES,
   DEFAULT_MAX_FILES,
-  type PayloadLimits,
   payloadBlocks,
+  type PayloadLimits,
   quotePath,
   validatePayload,
 } from "../../lib/files/payload.ts";
