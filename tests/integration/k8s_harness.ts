@@ -45,7 +45,7 @@ export interface K8sDriver {
 /** Starts a driver on `nodeId` that talks to `server` through a kubeconfig file. */
 export async function startK8sDriver(
   server: ApiServer,
-  options: { nodeId?: string; tuning?: KubernetesTuning; rotation?: RotationConfig } = {},
+  options: { nodeId?: string; tuning?: KubernetesTuning; rotation?: RotationConfig; now?: () => number } = {},
 ): Promise<K8sDriver> {
   const nodeId = options.nodeId ?? "node-1";
   const kubeconfig = await Deno.makeTempFile({ prefix: "sscsi-kubeconfig-" });
@@ -68,9 +68,11 @@ export async function startK8sDriver(
     nodeId,
     metrics,
     rotation: options.rotation,
+    now: options.now,
     spcs: kubernetes.spcs,
     afterPublish: kubernetes.afterPublish,
     afterUnpublish: kubernetes.afterUnpublish,
+    rotationFailed: kubernetes.rotationFailed,
   });
   late.reader = driver.wired.writer;
   late.volumes = driver.wired.volumes;

@@ -11,6 +11,9 @@ import { VolumeManager } from "../../lib/volume/publish.ts";
 import { serveLocalProvider } from "../../lib/provider/local.ts";
 import { requireRoot } from "../support/root.ts";
 import { startTestDriver, type TestDriver } from "../support/driver.ts";
+import { startApiServer } from "../support/apiserver.ts";
+import { putPod, putSpc, startK8sDriver, waitFor } from "./k8s_harness.ts";
+import { GrpcStatus } from "../../lib/errors.ts";
 
 const MINUTE = 60_000;
 
@@ -190,3 +193,64 @@ function toPublishRequest(r: ReturnType<TestDriver["publishRequest"]>) {
     secrets: r.secrets ?? {},
   };
 }
+
+Deno.test("a payload that publishes always rotates: the old and the new copy fit side by side", () =>
+  // The test driver's tmpfs is 1 MiB: 256 blocks, so a payload may need at most 128.
+  withRotation(async (d, clock) => {
+    const payload = (n: number, contents: string) => ({
+      files: Array.from({ length: n }, (_, i) => ({ path: `f${i}`, contents })),
+      objectVersions: [{ id: "all", version: contents }],
+    });
+    // 127 one-block files and the timestamped directory: exactly the budget.
+    d.provider.behaviour = payload(127, "a");
+    await d.client.nodePublishVolume(d.publishRequest("fits"));
+    clock.now += 2 * MINUTE;
+    d.provider.behaviour = payload(127, "b".repeat(4096));
+    await d.client.nodePublishVolume(d.publishRequest("fits"));
+    assert.equal(await read(d, "fits", "f126"), "b".repeat(4096), "the rotation did not happen");
+
+    // One file more could publish once but never rotate (two copies need 258 of 256 blocks): refused.
+    d.provider.behaviour = payload(128, "a");
+    const err = await d.client.nodePublishVolume(d.publishRequest("too-big")).then(
+      () => assert.fail("a payload that cannot rotate was published"),
+      (e: { code: number; details: string }) => e,
+    );
+    assert.equal(err.code, GrpcStatus.INTERNAL, err.details);
+    assert.match(err.details, /\(128 files\) needs 516 KiB of the volume's tmpfs, .* at most 512 KiB/);
+    assert.deepEqual(await d.mounts(), [d.target("fits")]);
+  }));
+
+Deno.test("a failed rotation is a Warning Event on the pod, not only a log line", async () => {
+  requireRoot();
+  await using server = await startApiServer();
+  const clock = { now: Date.now() };
+  const k = await startK8sDriver(server, {
+    rotation: { enabled: true, pollIntervalMs: 2 * MINUTE },
+    now: () => clock.now,
+  });
+  try {
+    putSpc(server, "rotating");
+    const pod = putPod(server, "app");
+    k.driver.provider.behaviour = { files: [{ path: "token", contents: "v1" }] };
+    await k.driver.client.nodePublishVolume(k.publishRequest(pod, "rotating"));
+    clock.now += 2 * MINUTE;
+    k.driver.provider.behaviour = { errorCode: "VaultSealed" };
+    await k.driver.client.nodePublishVolume(k.publishRequest(pod, "rotating")); // OK: the old content stays
+    assert.equal(await read(k.driver, "app", "token"), "v1");
+    const event = await waitFor(
+      "the rotation event",
+      () =>
+        server.list("events", { namespace: "default" }).find((e) =>
+          (e.involvedObject as { name: string; uid: string }).uid === pod.metadata.uid
+        ),
+    );
+    assert.equal(event.type, "Warning");
+    assert.equal(event.reason, "FailedToRotate");
+    assert.match(
+      String(event.message),
+      /failed to rotate the secrets of SecretProviderClass rotating: .*VaultSealed/,
+    );
+  } finally {
+    await k.close();
+  }
+});

@@ -75,6 +75,7 @@ Deno.test("mount gives a capped nosuid,nodev tmpfs; unmount is idempotent", asyn
     assert.ok(entry, "the tmpfs is in /proc/self/mountinfo");
     assert.equal(entry.fsType, "tmpfs");
     assert.ok(entry.mountOptions.includes("nosuid") && entry.mountOptions.includes("nodev"));
+    assert.ok(entry.mountOptions.includes("noexec"), entry.mountOptions.join(","));
     assert.ok(entry.superOptions.includes("size=1024k"), entry.superOptions.join(","));
     assert.ok(entry.superOptions.includes("mode=755"), entry.superOptions.join(","));
     assert.equal(await isMountPoint(target), true);
@@ -316,5 +317,118 @@ Deno.test("unmount waits out a file held open for a moment, and says the mount i
     } finally {
       if (await isMountPoint(target)) sysUmount2(target, MNT_DETACH);
     }
+  });
+});
+
+for (const mountApi of ["auto", "legacy"] as const) {
+  const api = mountApi === "auto" ? "fsopen/fsmount/move_mount" : "mount(2) on /proc/self/fd (kernels < 5.2)";
+  Deno.test(`${api}: the tmpfs lands below the parent that was opened, never where a swapped-in link points`, async () => {
+    await inTempDir(async (dir) => {
+      const target = `${dir}/parent/vol`;
+      await Deno.mkdir(target, { recursive: true });
+      await Deno.mkdir(`${dir}/decoy/vol`, { recursive: true });
+      const mounter = new TmpfsMounter({ sizeBytes: MiB, mountApi });
+      const opened = (await mounter.open(target, { create: false }))!;
+      try {
+        // Between the checks and the mount: the parent is moved away and a link takes its name.
+        await Deno.rename(`${dir}/parent`, `${dir}/moved`);
+        await Deno.symlink(`${dir}/decoy`, `${dir}/parent`);
+        const root = await mounter.mount(opened);
+        const entry = await entryAt(`${dir}/moved/vol`);
+        assert.equal(entry?.fsType, "tmpfs", "the tmpfs is not on the opened directory");
+        assert.ok(["nosuid", "nodev", "noexec"].every((o) => entry.mountOptions.includes(o)));
+        assert.ok(entry.superOptions.includes("size=1024k"), entry.superOptions.join(","));
+        assert.equal(
+          await entryAt(`${dir}/decoy/vol`),
+          undefined,
+          "the tmpfs was mounted where the link points",
+        );
+        await Deno.writeTextFile(`${root}/token`, "s");
+        assert.equal(await Deno.readTextFile(`${dir}/moved/vol/token`), "s", "the root is not that tmpfs");
+        assert.deepEqual([...Deno.readDirSync(`${dir}/decoy/vol`)], []);
+        await assert.rejects(
+          mounter.verify(opened, root),
+          (err) => assertDriverError(err, GrpcStatus.INTERNAL, /no longer leads to the tmpfs/),
+        );
+        await mounter.unmount(opened); // detached by descriptor, wherever it is now
+        assert.equal(await entryAt(`${dir}/moved/vol`), undefined);
+      } finally {
+        mounter.close(opened);
+      }
+    });
+  });
+
+  Deno.test(`${api}: a target swapped for a link after it was opened is refused, not mounted through`, async () => {
+    await inTempDir(async (dir) => {
+      const target = await makeDir(`${dir}/vol`);
+      const decoy = await makeDir(`${dir}/decoy`);
+      const mounter = new TmpfsMounter({ sizeBytes: MiB, mountApi });
+      const opened = (await mounter.open(target, { create: false }))!;
+      try {
+        await Deno.rename(target, `${dir}/moved`);
+        await Deno.symlink(decoy, target);
+        await assert.rejects(
+          mounter.mount(opened),
+          (err) =>
+            assertDriverError(
+              err,
+              GrpcStatus.INVALID_ARGUMENT,
+              /is a symlink; the driver does not follow it/,
+            ),
+        );
+        assert.deepEqual(await mountsUnder(dir), []);
+      } finally {
+        mounter.close(opened);
+      }
+    });
+  });
+}
+
+Deno.test("a mount that is not a tmpfs is refused by mount, mounted and unmount, naming it", async () => {
+  await inTempDir(async (dir) => {
+    const target = await makeDir(`${dir}/vol`);
+    sysMount("someone-else", target, "ramfs", 0n, "");
+    const mounter = new TmpfsMounter({ sizeBytes: MiB });
+    const foreign =
+      /has a ramfs file system \(source "someone-else"\) mounted on it, which this driver did not mount/;
+    await assert.rejects(
+      withTarget(mounter, target, (t) => mounter.mounted(t)),
+      (err) => assertDriverError(err, GrpcStatus.FAILED_PRECONDITION, foreign),
+    );
+    await assert.rejects(
+      unmountAt(mounter, target),
+      (err) => assertDriverError(err, GrpcStatus.FAILED_PRECONDITION, foreign),
+    );
+    await assert.rejects(
+      mountAt(mounter, target),
+      (err) => assertDriverError(err, GrpcStatus.FAILED_PRECONDITION, /already a mount point/),
+    );
+    assert.equal((await entryAt(target))?.fsType, "ramfs");
+  });
+});
+
+Deno.test("kubelet's shape only: a target outside <root>/pods/<uid>/volumes/kubernetes.io~csi/<name>/mount is refused", async () => {
+  await inTempDir(async (dir) => {
+    const mounter = new TmpfsMounter({ sizeBytes: MiB, kubeletRootDir: dir });
+    for (
+      const path of [
+        `${dir}/x`,
+        `${dir}/pods/u/volumes/kubernetes.io~secret/v/mount`,
+        `${dir}/pods/u/volumes/kubernetes.io~csi/v/mount/deeper`,
+        `${dir}/pods/u/volumes/kubernetes.io~csi/v`,
+        "/etc/x",
+      ]
+    ) {
+      await assert.rejects(
+        mounter.open(path, { create: true }),
+        (err) => assertDriverError(err, GrpcStatus.INVALID_ARGUMENT, /is not a kubelet CSI volume path/),
+      );
+    }
+    assert.deepEqual([...Deno.readDirSync(dir)], [], "a refused path created something");
+    const ok = `${dir}/pods/u/volumes/kubernetes.io~csi/v/mount`;
+    const target = (await mounter.open(ok, { create: true }))!;
+    mounter.close(target);
+    assert.ok((await Deno.lstat(ok)).isDirectory);
+    assert.equal((await Deno.stat(ok)).mode! & 0o777, 0o750);
   });
 });

@@ -11,7 +11,7 @@ import { type Wired, wireVolumes } from "../../lib/commands/wiring.ts";
 import type { ProviderConfig } from "../../lib/config.ts";
 import { type Logger, silentLogger } from "../../lib/log.ts";
 import type { DriverMetrics } from "../../lib/metrics.ts";
-import type { Published, RotationConfig, SpcSource } from "../../lib/volume/ports.ts";
+import type { Published, RotationConfig, RotationFailure, SpcSource } from "../../lib/volume/ports.ts";
 import { mountsUnder } from "../../lib/mount/mountinfo.ts";
 import { MNT_DETACH, sysUmount2 } from "../../lib/mount/libc.ts";
 import { SpcDirectory } from "../../lib/spc/files.ts";
@@ -46,6 +46,7 @@ export interface TestDriverOptions {
   spcs?: SpcSource;
   afterPublish?: (published: Published) => Promise<void>;
   afterUnpublish?: (targetPath: string) => Promise<void>;
+  rotationFailed?: (failure: RotationFailure) => Promise<void>;
   /** NodeGetInfo's node id (default node-1). */
   nodeId?: string;
 }
@@ -74,6 +75,7 @@ export async function startTestDriver(options: TestDriverOptions = {}): Promise<
     now: options.now,
     afterPublish: options.afterPublish,
     afterUnpublish: options.afterUnpublish,
+    rotationFailed: options.rotationFailed,
   });
   const endpoint = `unix://${join(dir, "csi.sock")}`;
   const server = await startCsiServer({

@@ -3,7 +3,9 @@ import { posix } from "node:path";
 import fc from "fast-check";
 import { DriverError, GrpcStatus, PayloadError } from "../../lib/errors.ts";
 import {
+  BLOCK_BYTES,
   DEFAULT_MAX_FILES,
+  payloadBlocks,
   type PayloadLimits,
   quotePath,
   validatePayload,
@@ -182,4 +184,25 @@ Deno.test("fuzz: clean relative paths of ordinary names are accepted", () => {
     }),
     { numRuns: 2000 },
   );
+});
+
+Deno.test("payloadBlocks counts tmpfs blocks: one per file at least, per directory, per long link", () => {
+  const big = new Uint8Array(BLOCK_BYTES + 1);
+  assert.equal(payloadBlocks([]), 1); // the timestamped directory
+  assert.equal(payloadBlocks([file("a", 0o644, new Uint8Array(0))]), 2);
+  assert.equal(payloadBlocks([file("a", 0o644, big)]), 3);
+  assert.equal(payloadBlocks([file("d/e/a"), file("d/b")]), 1 + 2 + 2); // files, d and d/e
+  // "..data/<name>" longer than 128 bytes does not fit in the inode.
+  assert.equal(payloadBlocks([file("n".repeat(121))]), 2);
+  assert.equal(payloadBlocks([file("n".repeat(122))]), 3);
+});
+
+Deno.test("a payload that would not fit twice in the volume is refused, naming blocks and the cap", () => {
+  const limits = { ...LIMITS, volumeBytes: 64 * 1024 }; // 16 blocks: at most 8 per payload
+  validatePayload(Array.from({ length: 7 }, (_, i) => file(`f${i}`)), limits);
+  rejects(Array.from({ length: 8 }, (_, i) => file(`f${i}`)), [
+    "(8 files) needs 36 KiB of the volume's tmpfs",
+    "at most 32 KiB is accepted, half the volume's size cap of 65536 bytes (--tmpfs-size)",
+    "a rotation can hold the old and the new payload side by side",
+  ], limits);
 });
