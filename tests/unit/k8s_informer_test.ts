@@ -28,22 +28,34 @@ function informer(kube: MemoryKube) {
   return { cache, changes };
 }
 
+/** Runs `body` with a started informer on `kube` whose first list is done and whose watch is open. */
+async function withInformer(
+  kube: MemoryKube,
+  body: (t: ReturnType<typeof informer>) => Promise<void>,
+): Promise<void> {
+  const t = informer(kube);
+  t.cache.start();
+  try {
+    assert.equal(await t.cache.waitForSync(1000), true);
+    await settle();
+    await body(t);
+  } finally {
+    await t.cache.stop();
+  }
+}
+
 /** Polls until `probe` holds (the informer runs on real, short timers). */
 async function until(what: string, probe: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !probe(); i++) await new Promise((r) => setTimeout(r, 2));
   assert.ok(probe(), `timed out waiting for ${what}`);
 }
 
-Deno.test("informer: the first list fills the cache; watch events keep it current; other labels stay out", async () => {
+Deno.test("informer: the first list fills the cache; watch events keep it current; other labels stay out", () => {
   const kube = new MemoryKube();
   kube.put("spcps", spcps("a"));
   kube.put("spcps", spcps("elsewhere", "node-2"));
-  const { cache, changes } = informer(kube);
-  cache.start();
-  try {
-    assert.equal(await cache.waitForSync(1000), true);
+  return withInformer(kube, async ({ cache, changes }) => {
     assert.deepEqual(cache.list().map((o) => o.metadata.name), ["a"]);
-    await settle();
     kube.put("spcps", spcps("b"));
     kube.put("spcps", { ...spcps("a"), status: { mounted: false } });
     kube.remove("spcps", "default", "b");
@@ -52,37 +64,25 @@ Deno.test("informer: the first list fills the cache; watch events keep it curren
     assert.deepEqual(changes, ["added a", "added b", "updated a", "deleted b"]);
     assert.deepEqual(cache.get("default", "a")?.status, { mounted: false });
     assert.equal(cache.get("default", "b"), undefined);
-  } finally {
-    await cache.stop();
-  }
+  });
 });
 
-Deno.test("informer: an ended watch resumes from the last resourceVersion, so a change in between is not lost", async () => {
+Deno.test("informer: an ended watch resumes from the last resourceVersion, so a change in between is not lost", () => {
   const kube = new MemoryKube();
-  const { cache, changes } = informer(kube);
-  cache.start();
-  try {
-    await cache.waitForSync(1000);
-    await settle();
+  return withInformer(kube, async ({ changes }) => {
     kube.endWatches();
     kube.put("spcps", spcps("while-no-watch-was-open"));
     await until("the missed change", () => changes.length === 1);
     assert.deepEqual(changes, ["added while-no-watch-was-open"]);
     assert.equal(kube.count("list"), 1, "no re-list needed");
-  } finally {
-    await cache.stop();
-  }
+  });
 });
 
-Deno.test("informer: 410 Expired re-lists and reports every difference", async () => {
+Deno.test("informer: 410 Expired re-lists and reports every difference", () => {
   const kube = new MemoryKube();
   kube.put("spcps", spcps("stays"));
   kube.put("spcps", spcps("goes"));
-  const { cache, changes } = informer(kube);
-  cache.start();
-  try {
-    await cache.waitForSync(1000);
-    await settle();
+  return withInformer(kube, async ({ cache, changes }) => {
     kube.endWatches();
     kube.remove("spcps", "default", "goes");
     kube.put("spcps", spcps("comes"));
@@ -90,9 +90,7 @@ Deno.test("informer: 410 Expired re-lists and reports every difference", async (
     await until("the re-list", () => kube.count("list") === 2 && changes.length === 4);
     assert.deepEqual(changes, ["added stays", "added goes", "added comes", "deleted goes"]);
     assert.deepEqual(cache.list().map((o) => o.metadata.name).sort(), ["comes", "stays"]);
-  } finally {
-    await cache.stop();
-  }
+  });
 });
 
 Deno.test("informer: a failed list is retried with backoff; waitForSync answers false until it succeeds", async () => {
