@@ -10,6 +10,8 @@
  * - Owners, as upstream's patcher: the owners of the pod (its ReplicaSet, StatefulSet, ...) or, for a pod
  *   without owners, the SPCPS (itself owned by the pod). References are only ever added, so the Secret is
  *   garbage-collected with its last consumer.
+ * - Reads (beyond upstream) only a volume this driver published, for the pod the SPCPS names
+ *   ({@link MountedVolumes}, the VolumeManager's answer); an SPCPS pointing elsewhere is refused and reported.
  * - Failures (an invalid secret object, an objectName not mounted, an API error) become a Warning event
  *   on the pod and an error metric; the object is retried with exponential backoff. Nothing throws out.
  */
