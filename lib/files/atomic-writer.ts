@@ -221,7 +221,7 @@ export class AtomicWriter implements PayloadWriter {
   }
 }
 
-/** The prefix of a volume root as the mounter hands it out: a descriptor the driver holds. */
+/** A volume root as the mounter hands it out: the path of a descriptor the driver holds. */
 const DESCRIPTOR_PATH = /^\/proc\/self\/fd\/\d+$/;
 
 /**

@@ -90,8 +90,7 @@ export async function openTargetDir(
   if (parentFd === null) return null;
   try {
     const name = basename(path);
-    if (create) mkdirIfMissing(parentFd, name, path);
-    const fd = openNoFollow(parentFd, name, path, path);
+    const fd = openOrMake(parentFd, name, path, path, create);
     if (fd === null) {
       sysClose(parentFd);
       return null;
@@ -119,19 +118,19 @@ function openKubeletParent(path: string, create: boolean, root: string): number 
   }
   let fd: number;
   try {
-    // kubelet makes its pods directory at start-up; before that (or in tests) a publish makes it.
-    if (create) Deno.mkdirSync(pods, { recursive: true, mode: TARGET_DIR_MODE });
     fd = sysOpenat(AT_FDCWD, pods, DIR_FLAGS);
   } catch (err) {
-    if (err instanceof SyscallError && err.code === "ENOENT") return null;
-    throw explainOpenError(err, path, pods);
+    if (!(err instanceof SyscallError && err.code === "ENOENT")) throw explainOpenError(err, path, pods);
+    if (!create) return null;
+    // kubelet makes its pods directory at start-up; before that (or in tests) a publish makes it.
+    Deno.mkdirSync(pods, { recursive: true, mode: TARGET_DIR_MODE });
+    fd = sysOpenat(AT_FDCWD, pods, DIR_FLAGS);
   }
   let at = pods;
   try {
     for (const part of parts.slice(0, -1)) {
       at = `${at}/${part}`;
-      if (create) mkdirIfMissing(fd, part, at);
-      const next = openNoFollow(fd, part, at, path);
+      const next = openOrMake(fd, part, at, path, create);
       sysClose(fd);
       fd = -1;
       if (next === null) return null;
@@ -156,12 +155,17 @@ async function openNamedParent(path: string, create: boolean): Promise<number | 
   }
 }
 
-function mkdirIfMissing(dirFd: number, name: string, at: string): void {
+/** openNoFollow, making the directory first when it is missing and `create` (a repeat publish makes none). */
+function openOrMake(dirFd: number, name: string, at: string, path: string, create: boolean): number | null {
+  const fd = openNoFollow(dirFd, name, at, path);
+  if (fd !== null || !create) return fd;
   try {
     sysMkdirat(dirFd, name, TARGET_DIR_MODE, at);
   } catch (err) {
-    if (!(err instanceof SyscallError && err.code === "EEXIST")) throw explainOpenError(err, at, at);
+    // Made meanwhile by a concurrent publish: open what is there now.
+    if (!(err instanceof SyscallError && err.code === "EEXIST")) throw explainOpenError(err, path, at);
   }
+  return openNoFollow(dirFd, name, at, path);
 }
 
 /**

@@ -294,6 +294,8 @@ export class TmpfsMounter implements Mounter {
     }
     let mnt: number;
     try {
+      // The source mountinfo shows, as mount(2) of upstream's driver and of the fallback write it.
+      sysFsconfig(fs, FSCONFIG_SET_STRING, "source", "tmpfs", path);
       sysFsconfig(fs, FSCONFIG_SET_STRING, "size", String(this.#sizeBytes), path);
       sysFsconfig(fs, FSCONFIG_SET_STRING, "mode", "0755", path);
       if (withNoswap) {

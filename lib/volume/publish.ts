@@ -9,6 +9,7 @@
 import {
   DriverError,
   GrpcStatus,
+  internal,
   invalidArgument,
   messageOf,
   PayloadError,
@@ -146,10 +147,11 @@ export class VolumeManager implements VolumeService, MountedVolumes {
     const started = performance.now();
     let provider = "";
     try {
-      const target = await step(
-        Reason.ensureMountPoint,
-        async () => (await this.deps.mounter.open(path, { create: true }))!,
-      );
+      const target = await step(Reason.ensureMountPoint, async () => {
+        const opened = await this.deps.mounter.open(path, { create: true });
+        if (opened === null) throw internal(`target path ${path} vanished while it was being created`);
+        return opened;
+      });
       try {
         provider = await this.#lock.run(target.id, () => this.#publish(request, target));
       } finally {

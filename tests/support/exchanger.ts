@@ -8,6 +8,22 @@
 const RENAME_EXCHANGE = 2;
 const AT_FDCWD = -100;
 
+const RENAMEAT2 = {
+  renameat2: {
+    parameters: [
+      "i32", // int olddirfd
+      "buffer", // const char *oldpath
+      "i32", // int newdirfd
+      "buffer", // const char *newpath
+      "u32", // unsigned int flags
+    ],
+    result: "i32",
+  },
+} as const satisfies Deno.ForeignLibraryInterface;
+
+const encoder = new TextEncoder();
+const cString = (s: string) => encoder.encode(s + "\0");
+
 /** The racer as the test sees it. */
 export interface Exchanger {
   /** Stops the loop; resolves with the number of swaps made. */
@@ -53,12 +69,9 @@ if (typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !==
   };
   scope.onmessage = (e) => {
     const { a, b, maxSwaps, stopFlag } = e.data;
-    const libc = Deno.dlopen("libc.so.6", {
-      renameat2: { parameters: ["i32", "buffer", "i32", "buffer", "u32"], result: "i32" },
-    });
-    const encoder = new TextEncoder();
-    const pa = encoder.encode(a + "\0");
-    const pb = encoder.encode(b + "\0");
+    const libc = Deno.dlopen("libc.so.6", RENAMEAT2);
+    const pa = cString(a);
+    const pb = cString(b);
     let swaps = 0;
     try {
       // A name may be missing for a moment (an unpublish removed the directory): that attempt fails.
