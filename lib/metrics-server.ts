@@ -2,6 +2,7 @@
 import { DriverError, GrpcStatus, messageOf } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type { Registry } from "prom-client";
+import { EXPOSITION_CONTENT_TYPE } from "./metrics.ts";
 
 export interface MetricsServer {
   /** The port actually bound (useful with port 0). */
@@ -9,7 +10,10 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** Parses Go's listen address forms: ":8095", "0.0.0.0:8095", "[::1]:8095", "localhost:0". */
+/**
+ * Parses Go's listen address forms: ":8095", "0.0.0.0:8095", "[::1]:8095", "localhost:0". (lib/config.ts
+ * has already turned controller-runtime's "0", metrics off, and "", its :8080, into what they mean.)
+ */
 export function parseListenAddress(addr: string): { hostname: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(addr);
   const port = m ? Number(m[3]) : NaN;
@@ -39,7 +43,9 @@ export function startMetricsServer(
       const path = new URL(request.url).pathname;
       if (request.method !== "GET") return new Response("method not allowed\n", { status: 405 });
       if (path === "/metrics") {
-        return new Response(await registry.metrics(), { headers: { "content-type": registry.contentType } });
+        return new Response(await registry.metrics(), {
+          headers: { "content-type": EXPOSITION_CONTENT_TYPE },
+        });
       }
       if (path === "/healthz") {
         const ok = await healthy().catch(() => false);

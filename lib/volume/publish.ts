@@ -78,8 +78,8 @@ const Reason = {
   ensureMountPoint: "FailedToEnsureMountPoint",
   spcNotFound: "SecretProviderClassNotFound",
   mount: "FailedToMount",
-  rotate: "FailedToRotate",
   provider: "GRPCProviderError",
+  fileWrite: "FileWriteError",
 } as const;
 
 /** The reason a provider client error carries, if any. */
@@ -127,8 +127,11 @@ export class VolumeManager implements VolumeService {
     let mounted = false;
     try {
       if (await this.#preparedMountPoint(target, log)) {
-        provider = await this.#republish(request, target, pod, log);
-        this.deps.metrics.nodePublish(provider, (performance.now() - started) / 1000);
+        const republished = await this.#republish(request, target, pod, log);
+        // A failed rotation answers OK but is counted as a failed publish (as upstream).
+        if (republished !== undefined) {
+          this.deps.metrics.nodePublish(republished, (performance.now() - started) / 1000);
+        }
         return;
       }
       const spcName = ctx[CONTEXT.spc] ?? "";
@@ -142,7 +145,7 @@ export class VolumeManager implements VolumeService {
       mounted = true;
       reason = Reason.provider;
       const response = await this.#fetch(spc, request, target, pod, []);
-      reason = Reason.mount;
+      reason = Reason.fileWrite;
       await this.#write(target, response.files, spc.provider);
       await this.deps.afterPublish?.({
         request,
@@ -176,14 +179,14 @@ export class VolumeManager implements VolumeService {
   /**
    * NodePublishVolume on a mounted target. Without rotation it is a no-op, as upstream. With rotation, once
    * the poll interval has passed, the provider is asked again and the files rewritten if they changed.
-   * Returns the provider name (for metrics).
+   * Returns the provider name (for metrics), or undefined when a rotation failed.
    */
   async #republish(
     request: PublishRequest,
     target: string,
     pod: { pod: string; namespace: string },
     log: Logger,
-  ): Promise<string> {
+  ): Promise<string | undefined> {
     const state = this.#volumes.get(target) ?? await this.#recover(target);
     if (!this.deps.rotation.enabled || this.#now() - state.lastUpdate < this.deps.rotation.pollIntervalMs) {
       log.info("target path is already mounted", {}, 2);
@@ -197,7 +200,7 @@ export class VolumeManager implements VolumeService {
       provider = spc.provider;
       reason = Reason.provider;
       const response = await this.#fetch(spc, request, target, pod, state.objectVersions);
-      reason = Reason.rotate;
+      reason = Reason.fileWrite;
       const { changed } = await this.#write(target, response.files, spc.provider);
       this.#volumes.set(target, {
         provider,
@@ -213,7 +216,6 @@ export class VolumeManager implements VolumeService {
       });
       const seconds = (performance.now() - started) / 1000;
       this.deps.metrics.rotation(provider, changed, seconds);
-      if (!changed) this.deps.metrics.rotationSkipped(provider);
       log.info(changed ? "rotated mounted content" : "rotation found no change; nothing written", {
         provider,
         durationMs: Math.round(seconds * 1000),
@@ -222,13 +224,9 @@ export class VolumeManager implements VolumeService {
       // Like upstream, a failed rotation is not a failed NodePublishVolume: the pod already has complete
       // (older) content, and an error would make kubelet report the mounted volume as failing and retry
       // at its own pace. The failure is logged and counted, and retried on the next republish.
-      this.deps.metrics.rotationError(
-        provider,
-        reasonOf(err, reason),
-        false,
-        (performance.now() - started) / 1000,
-      );
+      this.deps.metrics.rotationError(provider, reasonOf(err, reason));
       log.error("rotation failed; the mounted content is kept", { provider, error: messageOf(err) });
+      return undefined;
     }
     return provider;
   }

@@ -25,7 +25,6 @@ export class SyncMetrics implements DriverMetrics {
   nodeUnpublishError = noMetrics.nodeUnpublishError;
   rotation = noMetrics.rotation;
   rotationError = noMetrics.rotationError;
-  rotationSkipped = noMetrics.rotationSkipped;
   mountedVolumes = noMetrics.mountedVolumes;
   providerHealth = noMetrics.providerHealth;
   syncK8sSecret(provider: string, count: number): void {
