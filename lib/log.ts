@@ -73,7 +73,7 @@ interface CallSite {
 
 const ROOT = new URL("../", import.meta.url).href;
 
-/** The caller of `fn`. Costs ~60 µs under Deno (stack frames are source-mapped): only for emitted lines. */
+/** The caller of `fn` (see SITES for what it costs). */
 function callSite(fn: (...args: never[]) => void): CallSite {
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 1;
@@ -84,6 +84,23 @@ function callSite(fn: (...args: never[]) => void): CallSite {
   if (!m) return { path: "???", file: "???", line: 1, func: "" };
   const path = m[2].startsWith(ROOT) ? m[2].slice(ROOT.length) : m[2].replace(/^file:\/\//, "");
   return { path, file: path.slice(path.lastIndexOf("/") + 1), line: Number(m[3]), func: m[1] ?? "" };
+}
+
+/**
+ * Call sites by message. klog's convention, which every message here follows, is a constant message per
+ * call site, so a message's first site stands for the later calls: a stack costs ~80 µs under Deno (its
+ * frames are source-mapped), a lookup nothing. Messages that are not constant (grpc-js's) stop being
+ * remembered once there are MAX_SITES; they pay for their stack each time.
+ */
+const SITES = new Map<string, CallSite>();
+const MAX_SITES = 512;
+
+function siteOf(msg: string, fn: (...args: never[]) => void): CallSite {
+  const known = SITES.get(msg);
+  if (known) return known;
+  const site = callSite(fn);
+  if (SITES.size < MAX_SITES) SITES.set(msg, site);
+  return site;
 }
 
 /** `file` as vmodule matches it: without directories and extension. */
@@ -104,21 +121,28 @@ function klogHeader(level: Level, epochMicros: number, site: CallSite): string {
   }:${pad(now.getSeconds())}.${micros} ${String(Deno.pid).padStart(7)} ${site.file}:${site.line}] `;
 }
 
+/** What Go's strconv.Quote escapes: quotes, backslashes, control characters, separators, lone surrogates. */
+const NEEDS_ESCAPE = /["\\\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]/;
+const GO_ESCAPES: Record<string, string> = {
+  '"': '\\"',
+  "\\": "\\\\",
+  "\n": "\\n",
+  "\t": "\\t",
+  "\r": "\\r",
+};
+
 /** Go's strconv.Quote for the characters a log value can hold. */
 export function goQuote(s: string): string {
-  let out = '"';
-  for (const ch of s) {
-    const c = ch.codePointAt(0)!;
-    if (ch === '"' || ch === "\\") out += "\\" + ch;
-    else if (ch === "\n") out += "\\n";
-    else if (ch === "\t") out += "\\t";
-    else if (ch === "\r") out += "\\r";
-    else if (c < 0x20 || c === 0x7f) out += `\\x${c.toString(16).padStart(2, "0")}`;
-    else if ((c >= 0x80 && c < 0xa0) || c === 0x2028 || c === 0x2029 || (c >= 0xd800 && c < 0xe000)) {
-      out += `\\u${c.toString(16).padStart(4, "0")}`;
-    } else out += ch;
-  }
-  return out + '"';
+  if (!NEEDS_ESCAPE.test(s)) return `"${s}"`;
+  const escaped = s.replace(
+    /["\\\x00-\x1f\x7f-\x9f\u2028\u2029]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g,
+    (ch) => {
+      const c = ch.charCodeAt(0);
+      return GO_ESCAPES[ch] ??
+        (c < 0x80 ? `\\x${c.toString(16).padStart(2, "0")}` : `\\u${c.toString(16).padStart(4, "0")}`);
+    },
+  );
+  return `"${escaped}"`;
 }
 
 /** A klog text value: strings quoted (multi-line ones as klog's `<` block), the rest as JSON. */
@@ -186,14 +210,14 @@ export function createLogger(options: LogOptions, base: Fields = {}): Logger {
   const logger: Logger = {
     info(msg, fields, v = 0) {
       if (vmodule.length === 0) {
-        if (v <= options.verbosity) emit("info", msg, fields, callSite(logger.info));
+        if (v <= options.verbosity) emit("info", msg, fields, siteOf(msg, logger.info));
         return;
       }
-      const site = callSite(logger.info);
+      const site = siteOf(msg, logger.info);
       if (enabled(v, site)) emit("info", msg, fields, site);
     },
-    warn: (msg, fields) => emit("warning", msg, fields, callSite(logger.warn)),
-    error: (msg, fields) => emit("error", msg, fields, callSite(logger.error)),
+    warn: (msg, fields) => emit("warning", msg, fields, siteOf(msg, logger.warn)),
+    error: (msg, fields) => emit("error", msg, fields, siteOf(msg, logger.error)),
     with: (fields) => createLogger(options, { ...base, ...fields }),
   };
   return logger;

@@ -37,9 +37,12 @@ export function startMetricsServer(
   log: Logger,
 ): MetricsServer {
   const { hostname, port } = parseListenAddress(addr);
+  // Go listens on every address, IPv4 and IPv6, for ":8095": so does "::" (dual-stack on Linux); a node
+  // without IPv6 gets IPv4 only.
+  const anyHost = /^:\d+$/.test(addr);
   let server: Deno.HttpServer<Deno.NetAddr>;
-  try {
-    server = Deno.serve({ hostname, port, onListen: () => {} }, async (request) => {
+  const serve = (host: string) =>
+    Deno.serve({ hostname: host, port, onListen: () => {} }, async (request) => {
       const path = new URL(request.url).pathname;
       if (request.method !== "GET") return new Response("method not allowed\n", { status: 405 });
       if (path === "/metrics") {
@@ -53,12 +56,21 @@ export function startMetricsServer(
       }
       return new Response("not found\n", { status: 404 });
     });
+  try {
+    try {
+      server = serve(anyHost ? "::" : hostname);
+    } catch (err) {
+      if (!anyHost || err instanceof Deno.errors.AddrInUse) throw err;
+      server = serve(hostname);
+    }
   } catch (err) {
     throw new DriverError(
       GrpcStatus.FAILED_PRECONDITION,
       `cannot listen on --metrics-addr ${addr}: ${messageOf(err)}`,
     );
   }
-  log.info("serving metrics", { addr: `${hostname}:${server.addr.port}` });
+  log.info("serving metrics", {
+    addr: `${server.addr.hostname === "::" ? "[::]" : server.addr.hostname}:${server.addr.port}`,
+  });
   return { port: server.addr.port, close: () => server.shutdown() };
 }

@@ -70,7 +70,9 @@ async function startDropin(args: string[], overrides: string[] = []): Promise<Dr
   decoy.behaviour = { errorCode: "DecoyWasAsked" };
   const driver = startMain([...localized(args, dir), ...overrides], { KUBECONFIG: kubeconfig });
   const serving = await driver.waitForLine(/serving metrics/, 30_000);
-  const addr = /addr[=":]+([\d.]+:\d+)/.exec(serving)![1].replace("0.0.0.0", "127.0.0.1");
+  // ":0" listens on every address (as Go does for ":8095"): reach it on loopback.
+  const port = /addr[=":]+\[::\]:(\d+)"/.exec(serving)?.[1];
+  assert.ok(port, `not listening on every address: ${serving}`);
   await driver.waitForLine(/driver started/, 30_000);
   const csi = connectCsi(`unix://${dir}/csi/csi.sock`);
   return {
@@ -80,7 +82,7 @@ async function startDropin(args: string[], overrides: string[] = []): Promise<Dr
     csi,
     provider,
     decoy,
-    metricsUrl: `http://${addr}/metrics`,
+    metricsUrl: `http://127.0.0.1:${port}/metrics`,
     target: (pod) => join(dir, "pods", `uid-${pod}`, "volumes/kubernetes.io~csi/secrets/mount"),
     async close() {
       csi.close();
