@@ -64,12 +64,12 @@ const LOGGING_FLAGS: FlagSpecs = {
 const PROVIDER_DIR_FLAGS: FlagSpecs = {
   "provider-volume": {
     type: "string",
-    help: "directory of provider sockets (<provider>.sock)",
+    help: "directory of provider sockets (<provider>.sock), searched after the additional paths",
     default: DEFAULT_PROVIDER_DIR,
   },
   "additional-provider-volume-paths": {
     type: "string",
-    help: "comma-separated further directories searched for provider sockets, in order",
+    help: "comma-separated directories searched for provider sockets, in order, before --provider-volume",
     default: DEFAULT_ADDITIONAL_PROVIDER_DIR,
   },
   "max-call-recv-msg-size": {

@@ -69,11 +69,25 @@ async function startDropin(args: string[], overrides: string[] = []): Promise<Dr
   const decoy = await TestProvider.start(providerVolume, "test");
   decoy.behaviour = { errorCode: "DecoyWasAsked" };
   const driver = startMain([...localized(args, dir), ...overrides], { KUBECONFIG: kubeconfig });
-  const serving = await driver.waitForLine(/serving metrics/, 30_000);
-  // ":0" listens on every address (as Go does for ":8095"): reach it on loopback.
-  const port = /addr[=":]+\[::\]:(\d+)"/.exec(serving)?.[1];
-  assert.ok(port, `not listening on every address: ${serving}`);
-  await driver.waitForLine(/driver started/, 30_000);
+  const cleanUp = async () => {
+    await driver.stop();
+    await provider.close();
+    await decoy.close();
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  };
+  let port: string | undefined;
+  try {
+    // Generous: on a loaded machine the first `deno run` and the informer sync take their time.
+    const serving = await driver.waitForLine(/serving metrics/, 120_000);
+    // ":0" listens on every address (as Go does for ":8095"): reach it on loopback.
+    port = /addr[=":]+\[::\]:(\d+)"/.exec(serving)?.[1];
+    assert.ok(port, `not listening on every address: ${serving}`);
+    await driver.waitForLine(/driver started/, 120_000);
+  } catch (err) {
+    await cleanUp();
+    throw err;
+  }
   const csi = connectCsi(`unix://${dir}/csi/csi.sock`);
   return {
     dir,
@@ -87,10 +101,7 @@ async function startDropin(args: string[], overrides: string[] = []): Promise<Dr
     async close() {
       csi.close();
       const status = await driver.stop();
-      await provider.close();
-      await decoy.close();
-      await server.close();
-      await Deno.remove(dir, { recursive: true });
+      await cleanUp();
       return status.code;
     },
   };

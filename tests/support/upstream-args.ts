@@ -19,7 +19,8 @@ export const DEPLOY_ARGS = [
 /**
  * charts/secrets-store-csi-driver/templates/secrets-store-csi-driver.yaml rendered with the chart's default
  * values.yaml (logVerbosity 0, logFormatJSON false, enableSecretRotation false and rotationPollInterval
- * empty leave their args out; providerHealthCheckInterval 2m and maxCallRecvMsgSize 4194304 put theirs in).
+ * empty leave their args out; providerHealthCheckInterval 2m and maxCallRecvMsgSize 4194304 put theirs in),
+ * as `helm template csi-secrets-store charts/secrets-store-csi-driver` (Helm v3.19.5) prints it.
  */
 export const CHART_DEFAULT_ARGS = [
   "--endpoint=$(CSI_ENDPOINT)",
@@ -32,8 +33,8 @@ export const CHART_DEFAULT_ARGS = [
 ];
 
 /**
- * The same template with every optional value set, as operators set them (`-v=`, `--log-format-json=`,
- * rotation and health checks on).
+ * The same template with every optional value set (`--set logVerbosity=5,logFormatJSON=true,
+ * enableSecretRotation=true,rotationPollInterval=2m,providerHealthCheck=true`), as `helm template` prints it.
  */
 export const CHART_ALL_OPTIONS_ARGS = [
   "-v=5",
