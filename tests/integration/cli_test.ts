@@ -84,6 +84,20 @@ Deno.test("a runtime failure exits 1 with one clear line", async () => {
   assert.match(stderr, /endpoint/);
 });
 
+/** `mount` of the demo class on `target`, with `providerDir` the only provider directory. */
+function mountDemo(target: string, providerDir: string) {
+  return run(
+    "mount",
+    "--spc",
+    join(EXAMPLES, "spc/demo-local.yaml"),
+    "--target",
+    target,
+    "--provider-volume",
+    providerDir,
+    "--additional-provider-volume-paths=",
+  );
+}
+
 Deno.test("one-shot mount and unmount against the local provider", async () => {
   requireRoot();
   const dir = await Deno.makeTempDir({ prefix: "sscsi-cli-" });
@@ -95,16 +109,7 @@ Deno.test("one-shot mount and unmount against the local provider", async () => {
   });
   const target = join(dir, "secrets");
   try {
-    const mounted = await run(
-      "mount",
-      "--spc",
-      join(EXAMPLES, "spc/demo-local.yaml"),
-      "--target",
-      target,
-      "--provider-volume",
-      providerDir,
-      "--additional-provider-volume-paths=",
-    );
+    const mounted = await mountDemo(target, providerDir);
     assert.equal(mounted.code, 0, mounted.stderr);
     assert.ok(await isMountPoint(target));
     assert.equal(await Deno.readTextFile(join(target, "db/username")), "app");
@@ -126,16 +131,7 @@ Deno.test("a failed mount removes the directories it created; unmount names what
   const dir = await Deno.makeTempDir({ prefix: "sscsi-cli-" });
   try {
     const target = join(dir, "new/secrets");
-    const failed = await run(
-      "mount",
-      "--spc",
-      join(EXAMPLES, "spc/demo-local.yaml"),
-      "--target",
-      target,
-      "--provider-volume",
-      join(dir, "no-providers"),
-      "--additional-provider-volume-paths=",
-    );
+    const failed = await mountDemo(target, join(dir, "no-providers"));
     assert.equal(failed.code, 1, failed.stderr);
     // The driver's log (the undone mount) comes first; the error is the last line, one sentence.
     assert.match(

@@ -17,7 +17,11 @@ import {
   CHART_DEFAULT_ARGS,
   DEPLOY_ARGS,
   UPSTREAM_ENV,
-} from "../support/upstream-args.ts";
+  UPSTREAM_LE,
+  UPSTREAM_PROCESS_SERIES,
+  UPSTREAM_SCOPE_LABELS,
+  UPSTREAM_SERIES,
+} from "../support/upstream.ts";
 import { NS, putPod, putSpc, waitFor } from "./k8s_harness.ts";
 
 const NODE = "node-7";
@@ -188,55 +192,6 @@ function parseExposition(text: string): { samples: Sample[]; types: Map<string, 
   return { samples, types };
 }
 
-const SCOPE = ["otel_scope_name", "otel_scope_schema_url", "otel_scope_version"];
-
-/**
- * Upstream v1.6.0's own series as a scrape of the running binary shows them (name → type, label names;
- * every one also has the three otel_scope_* labels, otel_scope_name="sigs.k8s.io/secrets-store-csi-driver").
- * sync_k8s_secret and k8s_secret_duration_sec are defined by upstream's stats reporter with these labels
- * but never recorded by its code; we record them.
- */
-const UPSTREAM_SERIES: Record<string, { type: string; labels: string[] }> = {
-  node_publish_total: { type: "counter", labels: ["os_type", "provider"] },
-  node_publish_error_total: { type: "counter", labels: ["error_type", "os_type", "provider"] },
-  node_unpublish_total: { type: "counter", labels: ["os_type"] },
-  node_unpublish_error_total: { type: "counter", labels: ["os_type"] },
-  rotation_reconcile_total: { type: "counter", labels: ["os_type", "provider", "rotated"] },
-  rotation_reconcile_error_total: {
-    type: "counter",
-    labels: ["error_type", "os_type", "provider", "rotated"],
-  },
-  rotation_reconcile_duration_sec: { type: "histogram", labels: ["os_type"] },
-  sync_k8s_secret_total: { type: "counter", labels: ["os_type", "provider"] },
-  k8s_secret_duration_sec: { type: "histogram", labels: ["os_type"] },
-};
-
-/** le values of upstream's histograms: ExponentialBucketsRange(0.1, 2, 11) as the scrape prints them. */
-const UPSTREAM_LE = [
-  "0.1",
-  "0.13492828476735633",
-  "0.18205642030260802",
-  "0.24564560522315804",
-  "0.3314454017339986",
-  "0.4472135954999578",
-  "0.6034176336545162",
-  "0.8141810630738084",
-  "1.0985605433061172",
-  "1.4822688982138947",
-  "1.9999999999999991",
-  "+Inf",
-];
-
-/** The process metrics upstream's registry has (client_golang's process collector) that we expose. */
-const PROCESS_SERIES = {
-  process_cpu_seconds_total: "counter",
-  process_resident_memory_bytes: "gauge",
-  process_virtual_memory_bytes: "gauge",
-  process_open_fds: "gauge",
-  process_max_fds: "gauge",
-  process_start_time_seconds: "gauge",
-};
-
 Deno.test("/metrics after a publish, errors, a rotation and a sync: every upstream series by name, type and labels", async () => {
   requireRoot();
   const d = await startDropin(DEPLOY_ARGS, ["--enable-secret-rotation=true", "--rotation-poll-interval=0s"]);
@@ -287,7 +242,8 @@ Deno.test("/metrics after a publish, errors, a rotation and a sync: every upstre
         const found = samples.filter((s) => s.name === name);
         assert.ok(found.length > 0, `no ${name} series`);
         for (const s of found) {
-          const want = [...labels, ...SCOPE, ...(name.endsWith("_bucket") ? ["le"] : [])].sort();
+          const want = [...labels, ...UPSTREAM_SCOPE_LABELS, ...(name.endsWith("_bucket") ? ["le"] : [])]
+            .sort();
           assert.deepEqual(Object.keys(s.labels).sort(), want, `${name} labels`);
           assert.equal(s.labels.os_type, "linux");
           assert.equal(s.labels.otel_scope_name, "sigs.k8s.io/secrets-store-csi-driver");
@@ -320,7 +276,7 @@ Deno.test("/metrics after a publish, errors, a rotation and a sync: every upstre
       "telemetry_sdk_name",
       "telemetry_sdk_version",
     ]);
-    for (const [name, type] of Object.entries(PROCESS_SERIES)) {
+    for (const [name, type] of Object.entries(UPSTREAM_PROCESS_SERIES)) {
       assert.equal(types.get(name), type, name);
       assert.ok(value(name, {}) > 0, `${name} is 0`);
     }

@@ -17,7 +17,7 @@ import {
 import { type FlagSpecs, type FlagValues, parseFlags } from "../../lib/flags.ts";
 import { DRIVER_NAME, DRIVER_VERSION } from "../../lib/version.ts";
 import { type Schema, validate } from "../support/openapi-validate.ts";
-import { DEPLOY_ARGS, UPSTREAM_SIDECARS } from "../support/upstream-args.ts";
+import { DEPLOY_ARGS, UPSTREAM_SIDECARS } from "../support/upstream.ts";
 
 // deno-lint-ignore no-explicit-any
 type Obj = Record<string, any>;

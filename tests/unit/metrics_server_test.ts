@@ -8,6 +8,7 @@ import {
   PrometheusMetrics,
   UPSTREAM_ERROR_TYPES,
 } from "../../lib/metrics.ts";
+import { UPSTREAM_LE, UPSTREAM_PROCESS_SERIES } from "../support/upstream.ts";
 import { parseListenAddress, startMetricsServer } from "../../lib/metrics-server.ts";
 
 Deno.test("listen addresses in Go's forms", () => {
@@ -113,20 +114,7 @@ Deno.test("upstream's series, exactly as upstream v1.6.0's exporter writes them"
   // Go's ExponentialBucketsRange(0.1, 2, 11), to the last digit.
   const bounds = text.filter((l) => l.startsWith("k8s_secret_duration_sec_bucket"))
     .map((l) => /le="([^"]+)"/.exec(l)![1]);
-  assert.deepEqual(bounds, [
-    "0.1",
-    "0.13492828476735633",
-    "0.18205642030260802",
-    "0.24564560522315804",
-    "0.3314454017339986",
-    "0.4472135954999578",
-    "0.6034176336545162",
-    "0.8141810630738084",
-    "1.0985605433061172",
-    "1.4822688982138947",
-    "1.9999999999999991",
-    "+Inf",
-  ]);
+  assert.deepEqual(bounds, UPSTREAM_LE);
 });
 
 Deno.test("our own series carry their own prefix; process metrics have the Go collector's names", async () => {
@@ -144,7 +132,7 @@ Deno.test("our own series carry their own prefix; process metrics have the Go co
       'secrets_store_csi_node_publish_duration_seconds_bucket{le="0.005",os_type="linux",provider="vault"} 1',
     ]
   ) assert.ok(text.split("\n").includes(line), `missing: ${line}`);
-  for (const [name, type] of Object.entries(PROCESS_METRICS)) {
+  for (const [name, type] of Object.entries(UPSTREAM_PROCESS_SERIES)) {
     const m = new RegExp(`^# TYPE ${name} ${type}\n(?:# .*\n)*${name} (\\S+)$`, "m").exec(text);
     assert.ok(m, `missing ${type} ${name}`);
     assert.ok(Number(m[1]) > 0, `${name} is ${m[1]}`);
@@ -161,16 +149,6 @@ Deno.test("our own series carry their own prefix; process metrics have the Go co
     /^(node_|sync_k8s_secret_total|k8s_secret_duration_sec|rotation_reconcile|target_info|process_|secrets_store_csi_)/;
   for (const name of series) assert.match(name, ALLOWED);
 });
-
-/** The process metrics (a subset of client_golang's process collector), by type. */
-const PROCESS_METRICS = {
-  process_cpu_seconds_total: "counter",
-  process_resident_memory_bytes: "gauge",
-  process_virtual_memory_bytes: "gauge",
-  process_open_fds: "gauge",
-  process_max_fds: "gauge",
-  process_start_time_seconds: "gauge",
-};
 
 Deno.test("error_type: upstream's values pass, provider codes are bounded in length and number", async () => {
   const metrics = new PrometheusMetrics();
