@@ -122,6 +122,7 @@ function klogHeader(level: Level, epochMicros: number, site: CallSite): string {
 }
 
 /** What Go's strconv.Quote escapes: quotes, backslashes, control characters, separators, lone surrogates. */
+// deno-lint-ignore no-control-regex -- control characters are exactly what must be escaped
 const NEEDS_ESCAPE = /["\\\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]/;
 const GO_ESCAPES: Record<string, string> = {
   '"': '\\"',
@@ -135,6 +136,7 @@ const GO_ESCAPES: Record<string, string> = {
 export function goQuote(s: string): string {
   if (!NEEDS_ESCAPE.test(s)) return `"${s}"`;
   const escaped = s.replace(
+    // deno-lint-ignore no-control-regex -- as NEEDS_ESCAPE, with lone surrogates only
     /["\\\x00-\x1f\x7f-\x9f\u2028\u2029]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g,
     (ch) => {
       const c = ch.charCodeAt(0);
