@@ -101,8 +101,9 @@ export async function main(args: string[]): Promise<number> {
       throw new UsageError(`unknown command ${JSON.stringify(args.join(" "))}; run --help for the list`);
     }
     const command = COMMANDS[found.name];
-    const { values } = parseFlags(found.rest, { ...command.flags, help: HELP_FLAG });
-    if (values.help) {
+    // -h and -help too, as Go's flag package answers them.
+    const { values } = parseFlags(found.rest, { ...command.flags, help: HELP_FLAG, h: HELP_FLAG });
+    if (values.help || values.h) {
       console.log(
         `usage: secrets-store-csi ${found.name} [flags]\n\n${command.summary}\n\nflags:\n${
           flagHelp(command.flags)

@@ -65,6 +65,11 @@ Deno.test("version, --version and every command's --help", async () => {
     assert.equal(code, 0, command.join(" "));
     assert.match(stdout, new RegExp(`usage: secrets-store-csi ${command.join(" ")}`));
   }
+  for (const flag of ["-h", "-help"]) {
+    const { code, stdout } = await run("--endpoint=unix:///x.sock", flag);
+    assert.equal(code, 0, flag);
+    assert.match(stdout, /^usage: secrets-store-csi node \[flags\]/, flag);
+  }
   const help = (await run("node", "--help")).stdout;
   for (
     const flag of ["--endpoint", "--nodeid", "--provider-volume", "--enable-secret-rotation", "--spc-dir"]
