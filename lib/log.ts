@@ -43,7 +43,7 @@ export interface LogOptions {
 
 /**
  * Parses klog's `--vmodule`: comma-separated `pattern=N`, where pattern is a glob (`*`, `?`) matched
- * against the source file's name without its extension, or against its whole path when it has a `/`.
+ * against the source file's name, or against its whole path when it has a `/`, both without extension.
  */
 export function parseVModule(text: string): VModuleRule[] {
   if (text === "") return [];
@@ -205,7 +205,7 @@ export function createLogger(options: LogOptions, base: Fields = {}): Logger {
   /** Whether an info line at `v` from `site` passes -v and --vmodule (the first matching rule wins). */
   const enabled = (v: number, site: CallSite) => {
     const rule = vmodule.find((r) =>
-      r.pattern.test(r.pattern.source.includes("/") ? site.path : moduleName(site))
+      r.pattern.test(r.pattern.source.includes("/") ? site.path.replace(/\.[^./]*$/, "") : moduleName(site))
     );
     return v <= (rule?.level ?? options.verbosity);
   };

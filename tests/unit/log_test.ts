@@ -131,7 +131,7 @@ Deno.test("--vmodule raises or lowers verbosity for matching source files, first
   quiet.log.info("v1", {}, 1);
   quiet.log.info("v0");
   assert.deepEqual(quiet.lines.map((l) => JSON.parse(l).message), ["v0"]);
-  const byPath = capture(true, 0, "unit/log_test.ts=3");
+  const byPath = capture(true, 0, "unit/log_test=3");
   byPath.log.info("v3", {}, 3);
   assert.equal(byPath.lines.length, 1, "a pattern with / matches the file's path");
 });
