@@ -1,6 +1,8 @@
 /**
  * secrets-store-csi: the Secrets Store CSI driver. Parses the command line, dispatches to a subcommand
- * and turns failures into one line on stderr with exit code 2 (bad usage) or 1 (runtime failure).
+ * and turns failures into one line on stderr with exit code 2 (bad usage) or 1 (runtime failure). A
+ * command line that is empty or starts with a flag runs `node`, as upstream's binary, so upstream's
+ * DaemonSet and Helm chart args run unchanged.
  */
 import {
   MOUNT_FLAGS,
@@ -14,7 +16,7 @@ import {
 } from "./lib/config.ts";
 import { messageOf } from "./lib/errors.ts";
 import { flagHelp, type FlagSpecs, type FlagValues, parseFlags, UsageError } from "./lib/flags.ts";
-import { DRIVER_NAME, DRIVER_VERSION } from "./lib/version.ts";
+import { DRIVER_NAME, DRIVER_VERSION, upstreamVersionJson } from "./lib/version.ts";
 
 interface Command {
   summary: string;
@@ -28,7 +30,10 @@ const COMMANDS: Record<string, Command> = {
     summary: "run the CSI node plugin (what the DaemonSet runs)",
     flags: NODE_FLAGS,
     run: async (values) => {
-      if (values.version) return printVersion();
+      if (values.version) {
+        console.log(upstreamVersionJson());
+        return 0;
+      }
       const { runNode } = await import("./lib/commands/node.ts");
       return runNode(nodeConfig(values));
     },
@@ -69,12 +74,15 @@ function printVersion(): number {
 
 function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(16)}${c.summary}`);
-  return `usage: secrets-store-csi <command> [flags]\n\ncommands:\n${lines.join("\n")}\n\n` +
-    "`secrets-store-csi <command> --help` lists the command's flags.";
+  return `usage: secrets-store-csi <command> [flags]\n       secrets-store-csi [node flags]\n\n` +
+    `commands:\n${lines.join("\n")}\n\n` +
+    "`secrets-store-csi <command> --help` lists the command's flags. Without a command (flags only, as\n" +
+    "upstream's DaemonSet passes them) it runs `node`.";
 }
 
-/** Finds the subcommand (one or two words) at the start of `args`. */
+/** Finds the subcommand (one or two words) at the start of `args`; flags first means `node`. */
 function findCommand(args: string[]): { name: string; rest: string[] } | undefined {
+  if (args.length === 0 || args[0].startsWith("-")) return { name: "node", rest: args };
   const two = args.slice(0, 2).join(" ");
   if (COMMANDS[two]) return { name: two, rest: args.slice(2) };
   if (COMMANDS[args[0]]) return { name: args[0], rest: args.slice(1) };
@@ -83,9 +91,9 @@ function findCommand(args: string[]): { name: string; rest: string[] } | undefin
 
 /** Runs the command line and returns the exit code. */
 export async function main(args: string[]): Promise<number> {
-  if (args.length === 0 || args[0] === "--help" || args[0] === "-h" || args[0] === "help") {
+  if (args[0] === "--help" || args[0] === "-h" || args[0] === "-help" || args[0] === "help") {
     console.log(usage());
-    return args.length === 0 ? 2 : 0;
+    return 0;
   }
   const found = findCommand(args);
   try {
@@ -93,8 +101,9 @@ export async function main(args: string[]): Promise<number> {
       throw new UsageError(`unknown command ${JSON.stringify(args.join(" "))}; run --help for the list`);
     }
     const command = COMMANDS[found.name];
-    const { values } = parseFlags(found.rest, { ...command.flags, help: HELP_FLAG });
-    if (values.help) {
+    // -h and -help too, as Go's flag package answers them.
+    const { values } = parseFlags(found.rest, { ...command.flags, help: HELP_FLAG, h: HELP_FLAG });
+    if (values.help || values.h) {
       console.log(
         `usage: secrets-store-csi ${found.name} [flags]\n\n${command.summary}\n\nflags:\n${
           flagHelp(command.flags)

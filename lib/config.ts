@@ -10,6 +10,7 @@ import {
   parseSize,
   UsageError,
 } from "./flags.ts";
+import { parseVModule, type VModuleRule } from "./log.ts";
 import { DRIVER_NAME } from "./version.ts";
 import { DEFAULT_TMPFS_SIZE_BYTES } from "./mount/tmpfs.ts";
 
@@ -20,6 +21,11 @@ export const DEFAULT_KUBELET_ROOT_DIR = "/var/lib/kubelet";
 /** grpc-go's default receive limit, which upstream keeps for provider responses. */
 export const DEFAULT_MAX_RECV_BYTES = 4 * 1024 * 1024;
 
+/**
+ * `-v` and `--log-format-json` (upstream's), and klog's own flags, which upstream registers with
+ * klog.InitFlags. Upstream v1.6 hands every klog line to its own logger on stderr, so klog's file and
+ * header flags parse there and change nothing; they parse here likewise. `--vmodule` works as in klog.
+ */
 const LOGGING_FLAGS: FlagSpecs = {
   "log-format-json": {
     type: "boolean",
@@ -27,17 +33,45 @@ const LOGGING_FLAGS: FlagSpecs = {
     default: false,
   },
   "v": { type: "string", help: "log verbosity: 0 quiet .. 5 chatty", default: "0" },
+  "vmodule": {
+    type: "string",
+    help: "comma-separated pattern=N: verbosity N for source files matching pattern (klog's glob)",
+    default: "",
+  },
+  "logtostderr": {
+    type: "boolean",
+    help: "klog flag, accepted as upstream (logs go to stderr)",
+    default: true,
+  },
+  "alsologtostderr": { type: "boolean", help: "klog flag, accepted as upstream (no effect)", default: false },
+  "stderrthreshold": { type: "string", help: "klog flag, accepted as upstream (no effect)", default: "2" },
+  "one_output": { type: "boolean", help: "klog flag, accepted as upstream (no effect)", default: false },
+  "skip_headers": { type: "boolean", help: "klog flag, accepted as upstream (no effect)", default: false },
+  "skip_log_headers": {
+    type: "boolean",
+    help: "klog flag, accepted as upstream (no effect)",
+    default: false,
+  },
+  "add_dir_header": { type: "boolean", help: "klog flag, accepted as upstream (no effect)", default: false },
+  "log_dir": { type: "string", help: "klog flag, accepted as upstream (no effect)", default: "" },
+  "log_file": { type: "string", help: "klog flag, accepted as upstream (no effect)", default: "" },
+  "log_file_max_size": {
+    type: "string",
+    help: "klog flag, accepted as upstream (no effect)",
+    default: "1800",
+  },
+  "log_backtrace_at": { type: "string", help: "klog flag, accepted as upstream (no effect)", default: "" },
 };
 
 const PROVIDER_DIR_FLAGS: FlagSpecs = {
   "provider-volume": {
     type: "string",
-    help: "directory of provider sockets (<provider>.sock)",
+    help: "directory of provider sockets (<provider>.sock), searched after the additional paths",
     default: DEFAULT_PROVIDER_DIR,
   },
   "additional-provider-volume-paths": {
     type: "string",
-    help: "comma-separated further directories searched for provider sockets, in order",
+    help: "comma-separated directories searched for provider sockets, in order, before --provider-volume",
     default: DEFAULT_ADDITIONAL_PROVIDER_DIR,
   },
   "max-call-recv-msg-size": {
@@ -65,13 +99,24 @@ export const NODE_FLAGS: FlagSpecs = {
     default: "unix:///tmp/csi.sock",
   },
   "drivername": { type: "string", help: "name of the driver", default: DRIVER_NAME },
-  "nodeid": { type: "string", help: "this node's name (required)" },
+  "nodeid": { type: "string", help: "this node's name (kubelet's node name)", default: "" },
   ...PROVIDER_DIR_FLAGS,
   "metrics-addr": {
     type: "string",
-    help: "address of the Prometheus metrics and /healthz endpoint",
+    help: "listen address of the Prometheus metrics and /healthz endpoint; 0 turns it off",
     default: ":8095",
   },
+  "metrics-backend": {
+    type: "string",
+    help: "metrics backend; Prometheus is the only one (as upstream)",
+    default: "Prometheus",
+  },
+  "enable-pprof": {
+    type: "boolean",
+    help: "serve V8 heap snapshots and CPU profiles on 127.0.0.1:<pprof-port> (see README)",
+    default: false,
+  },
+  "pprof-port": { type: "string", help: "port of the --enable-pprof server", default: "6065" },
   "enable-secret-rotation": {
     type: "boolean",
     help: "re-fetch secrets on kubelet's republish",
@@ -146,6 +191,8 @@ export function providerLocalFlagNames(): string[] {
 export interface LoggingConfig {
   json: boolean;
   verbosity: number;
+  /** `--vmodule`: per-file verbosity overrides, in flag order. */
+  vmodule: VModuleRule[];
 }
 
 export interface ProviderConfig {
@@ -161,9 +208,13 @@ export interface ProviderConfig {
 export interface NodeConfig {
   endpoint: string;
   driverName: string;
+  /** Empty when not given (upstream's default): NodeGetInfo answers "", SPCPS objects carry no node. */
   nodeId: string;
   provider: ProviderConfig;
-  metricsAddr: string;
+  /** The metrics listen address; undefined when `--metrics-addr=0` turned it off. */
+  metricsAddr?: string;
+  /** The `--enable-pprof` port on 127.0.0.1; undefined when profiling is off. */
+  pprofPort?: number;
   rotation: { enabled: boolean; pollIntervalMs: number };
   healthCheck: { enabled: boolean; intervalMs: number };
   kubeconfig?: string;
@@ -199,8 +250,46 @@ function required(values: FlagValues, name: string): string {
   return value;
 }
 
+/** klog's severities, which --stderrthreshold takes by name or number. */
+const KLOG_SEVERITIES = ["INFO", "WARNING", "ERROR", "FATAL", "0", "1", "2", "3"];
+
+/** Checks the klog flags that have no effect as klog would parse them, so a typo is still an error. */
+function checkKlogFlags(values: FlagValues): void {
+  parseInteger("log_file_max_size", str(values, "log_file_max_size"));
+  if (!KLOG_SEVERITIES.includes(str(values, "stderrthreshold").toUpperCase())) {
+    throw new UsageError(
+      `flag --stderrthreshold takes INFO, WARNING, ERROR or FATAL, not ${
+        JSON.stringify(str(values, "stderrthreshold"))
+      }`,
+    );
+  }
+  if (!/^$|^[^:]+:\d+$/.test(str(values, "log_backtrace_at"))) {
+    throw new UsageError(
+      `flag --log_backtrace_at takes file:N, not ${JSON.stringify(str(values, "log_backtrace_at"))}`,
+    );
+  }
+}
+
 function loggingConfig(values: FlagValues): LoggingConfig {
-  return { json: values["log-format-json"] === true, verbosity: parseInteger("v", str(values, "v")) };
+  checkKlogFlags(values);
+  return {
+    json: values["log-format-json"] === true,
+    verbosity: parseInteger("v", str(values, "v")),
+    vmodule: parseVModule(str(values, "vmodule")),
+  };
+}
+
+/**
+ * The provider socket directories in upstream's search order: `--additional-provider-volume-paths`
+ * (comma-separated), then `--provider-volume` (main.go appends it last). A directory named twice is
+ * searched once, where it first appears.
+ */
+function providerDirs(values: FlagValues): string[] {
+  const dirs = [
+    ...str(values, "additional-provider-volume-paths").split(","),
+    str(values, "provider-volume"),
+  ].map((d) => d.trim()).filter((d) => d !== "");
+  return [...new Set(dirs)];
 }
 
 /** `node`'s --kubelet-root-dir; undefined for the commands without the flag. An empty one is refused. */
@@ -211,10 +300,8 @@ function kubeletRootDir(values: FlagValues): string | undefined {
 }
 
 function providerConfig(values: FlagValues): ProviderConfig {
-  const additional = str(values, "additional-provider-volume-paths").split(",").map((d) => d.trim())
-    .filter((d) => d !== "");
   return {
-    dirs: [str(values, "provider-volume"), ...additional].filter((d) => d !== ""),
+    dirs: providerDirs(values),
     maxRecvBytes: parseSize("max-call-recv-msg-size", str(values, "max-call-recv-msg-size")),
     timeoutMs: parseDuration("provider-timeout", str(values, "provider-timeout")),
     tmpfsSizeBytes: parseSize("tmpfs-size", str(values, "tmpfs-size")),
@@ -222,14 +309,39 @@ function providerConfig(values: FlagValues): ProviderConfig {
   };
 }
 
+/**
+ * `--metrics-addr` as controller-runtime reads it: "0" turns the endpoint off and "" means ":8080".
+ * `--metrics-backend` must name Prometheus (any case), the only backend upstream has.
+ */
+function metricsAddr(values: FlagValues): string | undefined {
+  const backend = str(values, "metrics-backend");
+  if (backend.toLowerCase() !== "prometheus") {
+    throw new UsageError(
+      `flag --metrics-backend: unsupported metrics backend ${
+        JSON.stringify(backend)
+      }; Prometheus is the only one`,
+    );
+  }
+  const addr = str(values, "metrics-addr");
+  if (addr === "0") return undefined;
+  return addr === "" ? ":8080" : addr;
+}
+
+function port(flag: string, text: string): number {
+  const n = parseInteger(flag, text);
+  if (n < 1 || n > 65535) throw new UsageError(`flag --${flag} takes a port from 1 to 65535, not ${text}`);
+  return n;
+}
+
 /** Validates parsed `node` flags (see NODE_FLAGS). */
 export function nodeConfig(values: FlagValues): NodeConfig {
   return {
     endpoint: str(values, "endpoint"),
     driverName: required(values, "drivername"),
-    nodeId: required(values, "nodeid"),
+    nodeId: str(values, "nodeid"),
     provider: providerConfig(values),
-    metricsAddr: str(values, "metrics-addr"),
+    metricsAddr: metricsAddr(values),
+    pprofPort: values["enable-pprof"] === true ? port("pprof-port", str(values, "pprof-port")) : undefined,
     rotation: {
       enabled: values["enable-secret-rotation"] === true,
       pollIntervalMs: parseDuration("rotation-poll-interval", str(values, "rotation-poll-interval")),

@@ -22,6 +22,10 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
+/** Go's strconv.ParseBool spellings, which Go's flag package accepts for `--name=value`. */
+const GO_TRUE = new Set(["1", "t", "T", "true", "TRUE", "True"]);
+const GO_FALSE = new Set(["0", "f", "F", "false", "FALSE", "False"]);
+
 /**
  * Rewrites Go-style arguments into the form parseArgs accepts: `-name` → `--name`, and for boolean flags
  * `--name=true` → `--name`, `--name=false` → dropped.
@@ -38,8 +42,8 @@ function normalize(args: string[], specs: FlagSpecs): string[] {
     const name = long.slice(2, eq < 0 ? undefined : eq);
     if (specs[name]?.type === "boolean" && eq >= 0) {
       const value = long.slice(eq + 1);
-      if (value === "true" || value === "1") out.push(`--${name}`);
-      else if (value !== "false" && value !== "0") {
+      if (GO_TRUE.has(value)) out.push(`--${name}`);
+      else if (!GO_FALSE.has(value)) {
         throw new UsageError(`flag --${name} takes true or false, not ${JSON.stringify(value)}`);
       }
       continue;
@@ -90,11 +94,23 @@ export function flagHelp(specs: FlagSpecs): string {
   }).join("\n");
 }
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION_UNITS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  "µs": 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
 
-/** Parses a Go duration such as `2m`, `30s`, `1h30m`, `500ms` into milliseconds. */
+/**
+ * Parses a Go duration such as `2m`, `30s`, `1h30m`, `500ms` (or Go's bare `0`) into milliseconds.
+ * Negative durations, which Go accepts, are refused: no flag here has a use for them.
+ */
 export function parseDuration(flag: string, text: string): number {
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h)/y;
+  if (text === "0") return 0;
+  const re = /(\d+(?:\.\d+)?|\.\d+)(ns|us|µs|ms|s|m|h)/y;
   let total = 0;
   let matched = 0;
   let m: RegExpExecArray | null;

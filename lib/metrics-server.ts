@@ -2,6 +2,7 @@
 import { DriverError, GrpcStatus, messageOf } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type { Registry } from "prom-client";
+import { EXPOSITION_CONTENT_TYPE } from "./metrics.ts";
 
 export interface MetricsServer {
   /** The port actually bound (useful with port 0). */
@@ -9,7 +10,10 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** Parses Go's listen address forms: ":8095", "0.0.0.0:8095", "[::1]:8095", "localhost:0". */
+/**
+ * Parses Go's listen address forms: ":8095", "0.0.0.0:8095", "[::1]:8095", "localhost:0". (lib/config.ts
+ * has already turned controller-runtime's "0", metrics off, and "", its :8080, into what they mean.)
+ */
 export function parseListenAddress(addr: string): { hostname: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(addr);
   const port = m ? Number(m[3]) : NaN;
@@ -33,13 +37,18 @@ export function startMetricsServer(
   log: Logger,
 ): MetricsServer {
   const { hostname, port } = parseListenAddress(addr);
+  // Go listens on every address, IPv4 and IPv6, for ":8095": so does "::" (dual-stack on Linux); a node
+  // without IPv6 gets IPv4 only.
+  const anyHost = /^:\d+$/.test(addr);
   let server: Deno.HttpServer<Deno.NetAddr>;
-  try {
-    server = Deno.serve({ hostname, port, onListen: () => {} }, async (request) => {
+  const serve = (host: string) =>
+    Deno.serve({ hostname: host, port, onListen: () => {} }, async (request) => {
       const path = new URL(request.url).pathname;
       if (request.method !== "GET") return new Response("method not allowed\n", { status: 405 });
       if (path === "/metrics") {
-        return new Response(await registry.metrics(), { headers: { "content-type": registry.contentType } });
+        return new Response(await registry.metrics(), {
+          headers: { "content-type": EXPOSITION_CONTENT_TYPE },
+        });
       }
       if (path === "/healthz") {
         const ok = await healthy().catch(() => false);
@@ -47,12 +56,21 @@ export function startMetricsServer(
       }
       return new Response("not found\n", { status: 404 });
     });
+  try {
+    try {
+      server = serve(anyHost ? "::" : hostname);
+    } catch (err) {
+      if (!anyHost || err instanceof Deno.errors.AddrInUse) throw err;
+      server = serve(hostname);
+    }
   } catch (err) {
     throw new DriverError(
       GrpcStatus.FAILED_PRECONDITION,
       `cannot listen on --metrics-addr ${addr}: ${messageOf(err)}`,
     );
   }
-  log.info("serving metrics", { addr: `${hostname}:${server.addr.port}` });
+  log.info("serving metrics", {
+    addr: `${server.addr.hostname === "::" ? "[::]" : server.addr.hostname}:${server.addr.port}`,
+  });
   return { port: server.addr.port, close: () => server.shutdown() };
 }

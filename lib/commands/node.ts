@@ -5,6 +5,8 @@ import { parseEndpoint } from "../csi/endpoint.ts";
 import { createLogger, type Logger } from "../log.ts";
 import { PrometheusMetrics } from "../metrics.ts";
 import { startMetricsServer } from "../metrics-server.ts";
+import { routeGrpcLogs } from "../grpc-logging.ts";
+import { startProfilingServer } from "../profiling-server.ts";
 import { noswapSupported, swapIsOn } from "../mount/tmpfs.ts";
 import { startProviderHealthCheck } from "../provider/health.ts";
 import { SpcDirectory } from "../spc/files.ts";
@@ -61,6 +63,7 @@ async function warnAboutSwap(log: Logger): Promise<void> {
 /** Runs the node plugin until SIGTERM/SIGINT; resolves with the exit code. */
 export async function runNode(config: NodeConfig): Promise<number> {
   const log = createLogger(config.logging);
+  routeGrpcLogs(log, config.logging.verbosity);
   const socketPath = parseEndpoint(config.endpoint);
   const metrics = new PrometheusMetrics();
   // One writer for the volumes and for the Secret sync, which reads the mounted files through it.
@@ -70,9 +73,10 @@ export async function runNode(config: NodeConfig): Promise<number> {
   const late: { volumes?: MountedVolumes } = {};
   const published: MountedVolumes = { podUid: (path) => late.volumes?.podUid(path) };
   const { spcs, kubernetes } = await startClusterOrStandalone(config, log, metrics, writer, published);
-  const metricsServer = config.metricsAddr === ""
+  const metricsServer = config.metricsAddr === undefined
     ? undefined
     : startMetricsServer(config.metricsAddr, metrics.registry, () => acceptsConnections(socketPath), log);
+  const profiling = config.pprofPort === undefined ? undefined : startProfilingServer(config.pprofPort, log);
   await warnAboutSwap(log);
   const { volumes, providers } = wireVolumes(config.provider, spcs, log, {
     writer,
@@ -114,5 +118,6 @@ export async function runNode(config: NodeConfig): Promise<number> {
   await kubernetes?.stop();
   providers.close();
   await metricsServer?.close();
+  await profiling?.close();
   return 0;
 }

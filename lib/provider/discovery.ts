@@ -1,6 +1,7 @@
 /**
- * Finds a provider plugin's unix socket: `<dir>/<provider>.sock`, searched in `--provider-volume` then
- * `--additional-provider-volume-paths`, first match wins (as upstream's PluginClientBuilder).
+ * Finds a provider plugin's unix socket: `<dir>/<provider>.sock` in the first of the configured
+ * directories that has one. Upstream's order is `--additional-provider-volume-paths`, then
+ * `--provider-volume` (its main.go appends the latter to the list); lib/config.ts builds that list.
  */
 import { join } from "node:path";
 import { DriverError, GrpcStatus, invalidArgument, messageOf } from "../errors.ts";

@@ -78,8 +78,8 @@ const Reason = {
   ensureMountPoint: "FailedToEnsureMountPoint",
   spcNotFound: "SecretProviderClassNotFound",
   mount: "FailedToMount",
-  rotate: "FailedToRotate",
   provider: "GRPCProviderError",
+  fileWrite: "FileWriteError",
 } as const;
 
 /** A failure tagged with the `error_type` it is counted under (upstream's reason for the failed step). */
@@ -145,7 +145,7 @@ export class VolumeManager implements VolumeService, MountedVolumes {
   async publish(request: PublishRequest): Promise<void> {
     const path = checkTargetPath(request.targetPath);
     const started = performance.now();
-    let provider = "";
+    let provider: string | undefined = "";
     try {
       const target = await step(Reason.ensureMountPoint, async () => {
         const opened = await this.deps.mounter.open(path, { create: true });
@@ -159,10 +159,11 @@ export class VolumeManager implements VolumeService, MountedVolumes {
       }
     } catch (err) {
       const failure = err instanceof StepError ? err : new StepError(Reason.mount, err);
-      this.deps.metrics.nodePublishError(provider, failure.reason);
+      this.deps.metrics.nodePublishError(provider ?? "", failure.reason);
       throw toDriverError(failure.error);
     }
-    this.deps.metrics.nodePublish(provider, (performance.now() - started) / 1000);
+    // A failed rotation answers OK, but the metrics already counted it as a failed publish (as upstream).
+    if (provider !== undefined) this.deps.metrics.nodePublish(provider, (performance.now() - started) / 1000);
   }
 
   async unpublish(_volumeId: string, targetPath: string): Promise<void> {
@@ -188,8 +189,8 @@ export class VolumeManager implements VolumeService, MountedVolumes {
     this.deps.log.info("node unpublish volume complete", { targetPath: path });
   }
 
-  /** One publish under the target's lock; returns the provider name (for metrics). */
-  async #publish(request: PublishRequest, target: Target): Promise<string> {
+  /** One publish under the target's lock; returns the provider name (for metrics), undefined when a rotation failed. */
+  async #publish(request: PublishRequest, target: Target): Promise<string | undefined> {
     const pod = podOf(request);
     const log = this.deps.log.with({ pod: `${pod.namespace}/${pod.name}`, targetPath: target.path });
     const started = performance.now();
@@ -208,10 +209,8 @@ export class VolumeManager implements VolumeService, MountedVolumes {
     const root = await step(Reason.mount, () => this.deps.mounter.mount(target));
     try {
       const response = await step(Reason.provider, () => this.#fetch(spc, request, target, pod, []));
-      await step(Reason.mount, async () => {
-        await this.#write(root, response.files, provider);
-        await this.deps.mounter.verify(target, root);
-      });
+      await step(Reason.fileWrite, () => this.#write(root, response.files, provider));
+      await step(Reason.mount, () => this.deps.mounter.verify(target, root));
       // Known before afterPublish: the Secret sync it schedules asks whether this is one of our volumes.
       this.#volumes.set(target.id, {
         path: target.path,
@@ -274,7 +273,7 @@ export class VolumeManager implements VolumeService, MountedVolumes {
   /**
    * NodePublishVolume on a published target. Without rotation it is a no-op, as upstream. With rotation,
    * once the poll interval has passed, the provider is asked again and the files rewritten if they
-   * changed. Returns the provider name (for metrics).
+   * changed. Returns the provider name (for metrics), or undefined when the rotation failed.
    */
   async #republish(
     request: PublishRequest,
@@ -282,7 +281,7 @@ export class VolumeManager implements VolumeService, MountedVolumes {
     existing: { root: string; writtenAt: number },
     pod: PodRef,
     log: Logger,
-  ): Promise<string> {
+  ): Promise<string | undefined> {
     const state = this.#volumes.get(target.id) ?? this.#recover(target, existing.writtenAt, pod);
     if (!this.deps.rotation.enabled || this.#now() - state.lastUpdate < this.deps.rotation.pollIntervalMs) {
       log.info("target path is already mounted", {}, 2);
@@ -299,7 +298,7 @@ export class VolumeManager implements VolumeService, MountedVolumes {
         () => this.#fetch(spc, request, target, pod, state.objectVersions),
       );
       const { changed } = await step(
-        Reason.rotate,
+        Reason.fileWrite,
         () => this.#write(existing.root, response.files, spc.provider),
       );
       this.#volumes.set(target.id, {
@@ -308,7 +307,7 @@ export class VolumeManager implements VolumeService, MountedVolumes {
         lastUpdate: this.#now(),
         objectVersions: response.objectVersions,
       });
-      await step(Reason.rotate, async () =>
+      await step(Reason.fileWrite, async () =>
         await this.deps.afterPublish?.({
           pod,
           targetPath: target.path,
@@ -318,7 +317,6 @@ export class VolumeManager implements VolumeService, MountedVolumes {
         }));
       const seconds = (performance.now() - started) / 1000;
       this.deps.metrics.rotation(provider, changed, seconds);
-      if (!changed) this.deps.metrics.rotationSkipped(provider);
       log.info(changed ? "rotated mounted content" : "rotation found no change; nothing written", {
         provider,
         durationMs: Math.round(seconds * 1000),
@@ -328,11 +326,12 @@ export class VolumeManager implements VolumeService, MountedVolumes {
       // (older) content, and an error would make kubelet report the mounted volume as failing and retry
       // at its own pace. The failure is logged, counted, reported on the pod, and retried on the next
       // republish.
-      const failure = err instanceof StepError ? err : new StepError(Reason.rotate, err);
-      this.deps.metrics.rotationError(provider, failure.reason, false, (performance.now() - started) / 1000);
+      const failure = err instanceof StepError ? err : new StepError(Reason.fileWrite, err);
+      this.deps.metrics.rotationError(provider, failure.reason);
       log.error("rotation failed; the mounted content is kept", { provider, error: failure.message });
       await this.deps.rotationFailed?.({ pod, targetPath: target.path, spcName, message: failure.message })
         .catch((hookErr) => log.error("failed to report the failed rotation", { error: messageOf(hookErr) }));
+      return undefined;
     }
     return provider;
   }

@@ -109,27 +109,32 @@ Deno.test("metrics, healthz, JSON logs and provider health of a running driver",
 
     const m = await scrape();
     const linux = { os_type: "linux" };
-    assert.equal(sample(m, "total_node_publish", { ...linux, provider: "local" })?.value, 3);
+    assert.equal(sample(m, "node_publish_total", { ...linux, provider: "local" })?.value, 3);
     assert.equal(
-      sample(m, "total_node_publish_error", {
+      sample(m, "node_publish_error_total", {
         ...linux,
         provider: "",
         error_type: "SecretProviderClassNotFound",
       })?.value,
       1,
     );
-    assert.equal(sample(m, "total_node_unpublish", linux)?.value, 1);
+    assert.equal(sample(m, "node_unpublish_total", linux)?.value, 1);
+    // Upstream's rotated label is "true" on every rotation that ran; unchanged content is our own series.
     assert.equal(
-      sample(m, "total_rotation_reconcile", { ...linux, provider: "local", rotated: "false" })?.value,
-      1,
+      sample(m, "rotation_reconcile_total", { ...linux, provider: "local", rotated: "true" })?.value,
+      2,
     );
     assert.equal(
-      sample(m, "total_rotation_reconcile", { ...linux, provider: "local", rotated: "true" })?.value,
+      sample(m, "secrets_store_csi_rotation_unchanged_total", { ...linux, provider: "local" })?.value,
       1,
     );
     assert.equal(sample(m, "rotation_reconcile_duration_sec_count", linux)?.value, 2);
-    assert.equal(sample(m, "node_publish_duration_sec_count", { ...linux, provider: "local" })?.value, 3);
-    assert.equal(sample(m, "mounted_volumes", linux)?.value, 0);
+    assert.equal(
+      sample(m, "secrets_store_csi_node_publish_duration_seconds_count", { ...linux, provider: "local" })
+        ?.value,
+      3,
+    );
+    assert.equal(sample(m, "secrets_store_csi_mounted_volumes", linux)?.value, 0);
     assert.ok(
       m.every((s) => !Object.values(s.labels).some((v) => v.includes(dir))),
       "a label exposes a path",
@@ -137,7 +142,7 @@ Deno.test("metrics, healthz, JSON logs and provider health of a running driver",
 
     // Provider health: killed → unhealthy, restarted → healthy again.
     const healthOf = async () =>
-      sample(await scrape(), "provider_healthy", { ...linux, provider: "local" })?.value;
+      sample(await scrape(), "secrets_store_csi_provider_healthy", { ...linux, provider: "local" })?.value;
     const waitForHealth = async (want: number) => {
       for (let i = 0; i < 100 && await healthOf() !== want; i++) await new Promise((r) => setTimeout(r, 50));
       assert.equal(await healthOf(), want);
@@ -155,7 +160,7 @@ Deno.test("metrics, healthz, JSON logs and provider health of a running driver",
     await Deno.remove(dir, { recursive: true });
   }
 
-  // Every log line is one JSON object with ts, level and msg, and no line carries secret bytes.
+  // Every log line is one JSON object in upstream's (mlog's) schema, and no line carries secret bytes.
   for (const line of [...driver.lines, ...provider.lines]) {
     let entry;
     try {
@@ -163,10 +168,10 @@ Deno.test("metrics, healthz, JSON logs and provider health of a running driver",
     } catch {
       assert.fail(`a log line is not JSON: ${line}`);
     }
-    assert.ok(entry.ts && entry.level && entry.msg, line);
+    assert.deepEqual(Object.keys(entry).slice(0, 4), ["level", "timestamp", "caller", "message"], line);
     for (const secret of [...Object.values(SECRETS), "tok-rotated-never-log-me"]) {
       assert.ok(!line.includes(secret), `a log line carries secret bytes: ${line}`);
     }
   }
-  assert.ok(driver.lines.some((l) => JSON.parse(l).msg === "node publish volume complete"));
+  assert.ok(driver.lines.some((l) => JSON.parse(l).message === "node publish volume complete"));
 });

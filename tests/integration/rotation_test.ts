@@ -83,7 +83,7 @@ Deno.test("rotation on: no provider call before the interval; changed content ro
     assert.equal(await read(d, "p", "a"), "v2");
     assert.notEqual(await dataTarget(d, "p"), before);
     assert.equal(
-      await metricValue(metrics, "total_rotation_reconcile", { rotated: "true", provider: "test" }),
+      await metricValue(metrics, "rotation_reconcile_total", { rotated: "true", provider: "test" }),
       1,
     );
   }));
@@ -98,8 +98,12 @@ Deno.test("rotation with identical content writes nothing: same ..data target, c
     assert.equal(d.provider.mountRequests.length, 2);
     assert.equal(await dataTarget(d, "p"), before);
     assert.deepEqual((await Deno.lstat(join(d.target("p"), "..data"))).mtime, mtime);
-    assert.equal(await metricValue(metrics, "total_rotation_reconcile", { rotated: "false" }), 1);
-    assert.equal(await metricValue(metrics, "total_rotation_unchanged", { provider: "test" }), 1);
+    // Upstream's rotated is "true" for every rotation that ran; unchanged content is our own counter.
+    assert.equal(await metricValue(metrics, "rotation_reconcile_total", { rotated: "true" }), 1);
+    assert.equal(
+      await metricValue(metrics, "secrets_store_csi_rotation_unchanged_total", { provider: "test" }),
+      1,
+    );
   }));
 
 Deno.test("a provider failure on republish keeps the old content and returns success", () =>
@@ -111,15 +115,25 @@ Deno.test("a provider failure on republish keeps the old content and returns suc
     await d.client.nodePublishVolume(d.publishRequest("p"));
     assert.equal(await read(d, "p", "a"), "old");
     assert.equal(
-      await metricValue(metrics, "total_rotation_reconcile_error", { error_type: "Throttled" }),
+      await metricValue(metrics, "rotation_reconcile_error_total", {
+        error_type: "Throttled",
+        rotated: "true",
+      }),
       1,
     );
+    // As upstream, the failed rotation is also a failed publish, and not a successful one.
+    assert.equal(await metricValue(metrics, "node_publish_error_total", { error_type: "Throttled" }), 1);
+    assert.equal(await metricValue(metrics, "node_publish_total", { provider: "test" }), 1);
 
     d.provider.queue({ files: [{ path: "/abs", contents: "x" }] });
     clock.now += 3 * MINUTE;
     await d.client.nodePublishVolume(d.publishRequest("p"));
     assert.equal(await read(d, "p", "a"), "old", "an invalid rotation payload replaced good content");
     assert.deepEqual(await d.mounts(), [d.target("p")]);
+    assert.equal(
+      await metricValue(metrics, "rotation_reconcile_error_total", { error_type: "FileWriteError" }),
+      1,
+    );
   }));
 
 Deno.test("objects added to or removed from the SPC are reflected on the next rotation", () =>

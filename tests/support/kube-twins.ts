@@ -352,8 +352,8 @@ export class SyncMetrics extends RecordingMetrics {
 }
 
 /** A JSON logger whose lines are kept, parsed. */
-export function recordingLogger(): { log: Logger; lines: (Fields & { level: string; msg: string })[] } {
-  const lines: (Fields & { level: string; msg: string })[] = [];
+export function recordingLogger(): { log: Logger; lines: (Fields & { level: string; message: string })[] } {
+  const lines: (Fields & { level: string; message: string })[] = [];
   const log = createLogger({ json: true, verbosity: 5, sink: (line) => lines.push(JSON.parse(line)) });
   return { log, lines };
 }

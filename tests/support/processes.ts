@@ -24,10 +24,11 @@ export interface DriverProcess {
   stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
 }
 
-/** Starts `deno run -A main.ts <args>`. */
-export function startMain(args: string[]): DriverProcess {
+/** Starts `deno run -A main.ts <args>`, with `env` added to this process's environment. */
+export function startMain(args: string[], env: Record<string, string> = {}): DriverProcess {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, ...args],
+    env,
     stdout: "null",
     stderr: "piped",
   }).spawn();

@@ -328,9 +328,6 @@ export class RecordingMetrics implements DriverMetrics {
   rotationError(provider: string, errorType: string): void {
     this.events.push(`rotation_error ${provider},${errorType}`);
   }
-  rotationSkipped(provider: string): void {
-    this.events.push(`rotation_skipped ${provider}`);
-  }
   syncK8sSecret(provider: string, _count: number, _seconds: number): void {
     this.events.push(`sync ${provider}`);
   }

@@ -288,7 +288,7 @@ Deno.test("a missing pod is retried quietly; a class lookup failure is logged an
     await settle();
     assert.ok(
       f.lines.some((l) =>
-        l.msg === "secret sync failed" && l.error === "could not get pod default/web: refused"
+        l.message === "secret sync failed" && l.error === "could not get pod default/web: refused"
       ),
     );
     assert.deepEqual(f.clock.pending(), [2000, RESYNC_MS - 1000], "doubled");
@@ -312,7 +312,7 @@ Deno.test("an unreadable or empty volume is reported, as an event at most every 
     await f.syncOnce();
     assert.deepEqual(f.metrics.errors, [{ provider: "vault", errorType: "FailedToReadMountedFiles" }]);
     assert.deepEqual(f.events(), [`FailedToCreateSecret: failed to get mounted files of ${TARGET}`]);
-    assert.ok(f.lines.some((l) => l.msg === "cannot read mounted files" && l.error === "EIO"));
+    assert.ok(f.lines.some((l) => l.message === "cannot read mounted files" && l.error === "EIO"));
 
     f.reader.payloads.delete(TARGET); // nothing written there: read() answers null
     f.clock.advance(BACKOFF.initialBackoffMs);

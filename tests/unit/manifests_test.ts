@@ -17,6 +17,7 @@ import {
 import { type FlagSpecs, type FlagValues, parseFlags } from "../../lib/flags.ts";
 import { DRIVER_NAME, DRIVER_VERSION } from "../../lib/version.ts";
 import { type Schema, validate } from "../support/openapi-validate.ts";
+import { DEPLOY_ARGS, UPSTREAM_SIDECARS } from "../support/upstream.ts";
 
 // deno-lint-ignore no-explicit-any
 type Obj = Record<string, any>;
@@ -29,7 +30,7 @@ interface Doc {
 const ROOT = new URL("../../", import.meta.url);
 const SPC_GROUP = "secrets-store.csi.x-k8s.io";
 const DRIVER_SA = { name: "secrets-store-csi-driver", namespace: "kube-system" };
-const DRIVER_IMAGE = "secrets-store-csi";
+const DRIVER_IMAGE = "localhost/secrets-store-csi";
 
 /** The API versions each kind may use, and whether it is namespaced. */
 const KINDS: Record<string, { apiVersions: string[]; namespaced: boolean }> = {
@@ -562,9 +563,30 @@ Deno.test("DaemonSet: every container has requests and limits and a read-only ro
 });
 
 Deno.test("DaemonSet: the driver's flags exist in the CLI and its command line is one `node` accepts", () => {
-  const config = nodeConfig(parseCommandLine(driver, ["node"], NODE_FLAGS, nodeFlagNames()));
+  const config = nodeConfig(parseCommandLine(driver, [], NODE_FLAGS, nodeFlagNames()));
   assert.equal(config.driverName, DRIVER_NAME);
   assert.equal(config.nodeId, "node-1");
+});
+
+Deno.test("DaemonSet: the driver runs upstream v1.6.0's args as they are, the sidecars upstream's versions", () => {
+  assert.deepEqual(driver.args, DEPLOY_ARGS);
+  for (const [name, want] of Object.entries(UPSTREAM_SIDECARS)) {
+    const c = container(driverSet, name);
+    assert.equal(c.image, want.image, name);
+    assert.deepEqual(c.args, want.args, name);
+  }
+  // Upstream dropped the registrar's deprecated `--mode=kubelet-registration-probe` exec probe.
+  assert.equal(container(driverSet, "node-driver-registrar").livenessProbe, undefined);
+});
+
+Deno.test("kustomization: the driver image can be retargeted with `kustomize edit set image`", () => {
+  const kustomization = only(
+    manifests.filter((d) => d.file === "manifests/kustomization.yaml"),
+    "Kustomization",
+  );
+  const [name, tag] = driver.image.split(/:(?=[^:/]+$)/);
+  assert.deepEqual(kustomization.images, [{ name, newTag: tag }]);
+  assert.equal(driver.imagePullPolicy, "IfNotPresent");
 });
 
 Deno.test("DaemonSet: registrar, probe and driver share the CSI socket that kubelet is told about", () => {
@@ -613,7 +635,7 @@ Deno.test("examples/local: the provider DaemonSet runs `provider local` with fla
   assert.ok(localProvider.resources?.requests && localProvider.resources?.limits);
 });
 
-Deno.test("examples/local: the provider's socket lands in the host directory the driver searches first", () => {
+Deno.test("examples/local: the provider's socket lands in the host directory of the driver's --provider-volume", () => {
   const socketDir = flagValue(localProvider.args, "provider-volume");
   const driverDir = flagValue(expandedArgs(driver), "provider-volume");
   assert.equal(hostPathAt(localSet, localProvider, socketDir), hostPathAt(driverSet, driver, driverDir));

@@ -142,7 +142,7 @@ Deno.test("publish: each failing step is counted under upstream's reason and lea
       (t) => t.providers.answer = () => ({ objectVersions: [], files: [textFile("../x", "x")] }),
       GrpcStatus.INTERNAL,
       /provider "vault" returned an invalid file: file path "..\/x"/,
-      "FailedToMount",
+      "FileWriteError",
     ],
     [
       "target moved during the publish",
@@ -232,7 +232,7 @@ Deno.test("rotation: waits for the poll interval, skips unchanged content, write
   assert.equal(t.providers.calls.length, 2);
   assert.deepEqual(t.providers.calls[1].request.currentObjectVersion, [{ id: "token", version: "1" }]);
   assert.equal(t.published.at(-1)?.changed, false);
-  assert.ok(t.metrics.events.includes("rotation_skipped vault"));
+  assert.ok(t.metrics.events.includes("rotation vault,false"));
 
   t.state.version = "2";
   t.clock.advance(POLL_MS);
@@ -250,7 +250,7 @@ Deno.test("rotation: a failure keeps the old content, answers OK, is counted and
   t.clock.advance(POLL_MS);
   await t.volumes.publish(request());
   assert.equal(new TextDecoder().decode(t.node.shown(TARGET)![0].contents), "secret-1");
-  assert.ok(t.metrics.events.includes("rotation_error vault,FailedToRotate"), t.metrics.events.join(";"));
+  assert.ok(t.metrics.events.includes("rotation_error vault,FileWriteError"), t.metrics.events.join(";"));
   assert.deepEqual(t.failures, [{
     pod: { name: "pod-1", namespace: "default", uid: "uid-1" },
     targetPath: TARGET,
