@@ -9,6 +9,8 @@ import { join } from "node:path";
 /** How one process was started, so it can be stopped, and restarted exactly so. */
 export interface ProcessRecord {
   pid: number;
+  /** From /proc/<pid>/stat: tells this process from a later one with the same pid. */
+  startTime: string;
   argv: string[];
   log: string;
 }
@@ -47,26 +49,33 @@ export function startProcess(
     stdin: "null",
     stdout: "null",
     stderr: "null",
+    // Its own session: a Ctrl-C of the test or of `deno task node up` does not reach it.
+    detached: true,
   }).spawn();
   child.unref();
   // Reap it when it exits while this process lives; the status is read from /proc by whoever stops it.
   child.status.catch(() => {});
-  const record = { pid: child.pid, argv, log };
+  const record = { pid: child.pid, startTime: procStat(child.pid)?.startTime ?? "", argv, log };
   writeProcesses(stateDir, { ...readProcesses(stateDir), [name]: record });
   return record;
 }
 
-/** True while `record`'s pid runs `record`'s command (not a later process that reused the pid). */
-export function isRunning(record: ProcessRecord): boolean {
+/** The state letter and start time (clock ticks after boot) of a pid, from /proc/<pid>/stat. */
+export function procStat(pid: number): { state: string; startTime: string } | undefined {
   try {
-    const cmdline = Deno.readTextFileSync(`/proc/${record.pid}/cmdline`).split("\0");
-    const stat = Deno.readTextFileSync(`/proc/${record.pid}/stat`);
-    // A zombie has exited; only its parent's wait is missing.
-    if (/^\d+ \(.*\) Z /.test(stat)) return false;
-    return cmdline[0] === record.argv[0];
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // The command name (field 2) may hold spaces and parentheses: count fields after its last ")".
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { state: fields[0], startTime: fields[19] };
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+/** True while `record`'s process runs (not a zombie, not a later process that reused the pid). */
+export function isRunning(record: ProcessRecord): boolean {
+  const stat = procStat(record.pid);
+  return stat !== undefined && stat.state !== "Z" && stat.startTime === record.startTime;
 }
 
 /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. Forgets `name`. */
