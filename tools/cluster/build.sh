@@ -29,7 +29,7 @@ build() {
   for spec in "$@"; do [ -x "$out/${spec%%=*}" ] || missing=1; done
   if [ "$missing" = 1 ]; then
     local started=$SECONDS
-    echo "building $name $version into $out (a cold build takes about half an hour on 2 cores)" >&2
+    echo "building $name $version into $out (a cold build takes about 45 minutes on 2 cores)" >&2
     rm -rf "$out.tmp" && mkdir -p "$out.tmp"
     for spec in "$@"; do
       (cd "$here/go/$module" && go build -ldflags "$(ldflags "$name" "$version")" -o "$out.tmp/${spec%%=*}" "${spec#*=}")
