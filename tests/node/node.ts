@@ -12,6 +12,7 @@
  */
 import { join } from "node:path";
 import { stringify as stringifyYaml } from "yaml";
+import { nodeFlagNames } from "../../lib/config.ts";
 import { mountsUnder } from "../../lib/mount/mountinfo.ts";
 import { MNT_DETACH, sysUmount2 } from "../../lib/mount/libc.ts";
 import { waitUntilListening } from "../../lib/unix-socket.ts";
@@ -172,6 +173,9 @@ export async function startNode(dir: string, log: (line: string) => void = () =>
         "enable-secret-rotation": "true",
         "rotation-poll-interval": `${ROTATION_POLL_SECONDS}s`,
         "kubeconfig": cluster.driverKubeconfig,
+        // A driver that only mounts below kubelet's pods/ must know this kubelet's root. The DaemonSet
+        // relies on the flag's default (/var/lib/kubelet); once it passes the flag, daemonset.ts rebases it.
+        ...(nodeFlagNames().includes("kubelet-root-dir") ? { "kubelet-root-dir": files.kubeletRoot } : {}),
       }),
     ],
   };
