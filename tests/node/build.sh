@@ -8,6 +8,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${SSCSI_CACHE:-$HOME/.cache/secrets-store-csi}
+# Go 1.24+ (go/registrar's go line); Debian's older Go may come first on PATH, so prefer this one.
+[ -x /usr/local/go/bin/go ] && PATH=/usr/local/go/bin:$PATH
 
 key() { cat "$@" | sha256sum | cut -c1-12; }
 
