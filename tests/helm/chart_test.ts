@@ -464,11 +464,11 @@ Deno.test("tmpfsSize: passed to the driver as --tmpfs-size, absent by default", 
 
 Deno.test("V8 heap: --max-old-space-size is the memory limit minus nonHeapMemory", async () => {
   const heapFlag = (objs: Obj[]) => named(driver(objs).env, "DENO_V8_FLAGS")?.value;
-  assert.equal(heapFlag(ours), "--max-old-space-size=256"); // 320Mi - 64Mi
+  assert.equal(heapFlag(ours), "--max-old-space-size=248"); // 320Mi - 72Mi
   const cases: [Record<string, unknown>, string | undefined][] = [
-    [{ "linux.driver.resources.limits.memory": "1Gi" }, "--max-old-space-size=960"],
-    [{ "linux.driver.resources.limits.memory": "512M" }, "--max-old-space-size=424"],
-    [{ "linux.driver.resources.limits.memory": 268435456 }, "--max-old-space-size=192"],
+    [{ "linux.driver.resources.limits.memory": "1Gi" }, "--max-old-space-size=952"],
+    [{ "linux.driver.resources.limits.memory": "512M" }, "--max-old-space-size=416"],
+    [{ "linux.driver.resources.limits.memory": 268435456 }, "--max-old-space-size=184"],
     [
       { "linux.driver.resources.limits.memory": "200Mi", "linux.driver.nonHeapMemory": "100Mi" },
       "--max-old-space-size=100",
@@ -487,7 +487,7 @@ Deno.test("V8 heap: a limit that is not a quantity, or leaves no heap, fails wit
   );
   assert.match(
     await renderError(CHART, { set: { "linux.driver.resources.limits.memory": "64Mi" } }),
-    /linux\.driver\.resources\.limits\.memory \(64Mi\) leaves no room for V8's heap after linux\.driver\.nonHeapMemory \(64Mi\): raise the limit or lower nonHeapMemory\./,
+    /linux\.driver\.resources\.limits\.memory \(64Mi\) leaves no room for V8's heap after linux\.driver\.nonHeapMemory \(72Mi\): raise the limit or lower nonHeapMemory\./,
   );
 });
 
@@ -522,8 +522,8 @@ Deno.test("--reuse-values: with upstream's values.yaml in place of ours the char
     assert.equal(driver(reused).image, driver(ours).image, "upstream's driver image means ours");
     // Upstream's 200Mi limit, less our nonHeapMemory default, which the templates know without values.yaml.
     const nonHeap = parse(await Deno.readTextFile(join(CHART, "values.yaml"))).linux.driver.nonHeapMemory;
-    assert.equal(nonHeap, "64Mi");
-    assert.equal(named(driver(reused).env, "DENO_V8_FLAGS")?.value, "--max-old-space-size=136");
+    assert.equal(nonHeap, "72Mi");
+    assert.equal(named(driver(reused).env, "DENO_V8_FLAGS")?.value, "--max-old-space-size=128");
     assert.deepEqual(objectIds(reused), objectIds(ours));
     const lint = await helm(["lint", chart]);
     assert.equal(lint.code, 0, lint.stdout + lint.stderr);

@@ -82,7 +82,7 @@ a memory limit.
 {{- define "sscsi.maxOldSpaceSize" -}}
 {{- $limit := dig "resources" "limits" "memory" "" .Values.linux.driver -}}
 {{- if $limit -}}
-{{- $reserve := dig "nonHeapMemory" "64Mi" .Values.linux.driver -}}
+{{- $reserve := dig "nonHeapMemory" "72Mi" .Values.linux.driver -}}
 {{- $limitMiB := include "sscsi.mebibytes" (dict "quantity" $limit "what" "linux.driver.resources.limits.memory") | int64 -}}
 {{- $reserveMiB := include "sscsi.mebibytes" (dict "quantity" $reserve "what" "linux.driver.nonHeapMemory") | int64 -}}
 {{- if le $limitMiB $reserveMiB -}}
