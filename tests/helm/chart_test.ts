@@ -9,6 +9,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { parse } from "yaml";
+import { NODE_FLAGS, nodeConfig } from "../../lib/config.ts";
+import { parseFlags } from "../../lib/flags.ts";
 import { DRIVER_VERSION } from "../../lib/version.ts";
 import {
   CHART,
@@ -493,6 +495,40 @@ Deno.test("V8 heap: a limit that is not a quantity, or leaves no heap, fails wit
 
 Deno.test("the driver runs this repository's image, at the driver's version", () => {
   assert.equal(driver(ours).image, `secrets-store-csi:${DRIVER_VERSION}`);
+});
+
+Deno.test("the driver's command line, with every flag value set, is one `node` accepts", async () => {
+  const objs = await render(CHART, {
+    set: {
+      logVerbosity: 4,
+      logFormatJSON: true,
+      enableSecretRotation: true,
+      rotationPollInterval: "30s",
+      providerHealthCheck: true,
+      providerHealthCheckInterval: "1m",
+      maxCallRecvMsgSize: 8388608,
+      tmpfsSize: "32Mi",
+      "linux.metricsAddr": ":9100",
+      "linux.additionalProvidersDirs": ["/p/one", "/p/two"],
+    },
+  });
+  const c = driver(objs);
+  const args = (c.args as string[]).map((a) => a.replace("$(CSI_ENDPOINT)", "unix:///csi/csi.sock"))
+    .map((a) => a.replace("$(KUBE_NODE_NAME)", "node-1"));
+  assert.equal(args[0], "node");
+  const config = nodeConfig(parseFlags(args.slice(1), NODE_FLAGS).values);
+  assert.deepEqual(config.logging, { json: true, verbosity: 4 });
+  assert.deepEqual(config.rotation, { enabled: true, pollIntervalMs: 30_000 });
+  assert.deepEqual(config.healthCheck, { enabled: true, intervalMs: 60_000 });
+  assert.equal(config.provider.maxRecvBytes, 8388608);
+  assert.equal(config.provider.tmpfsSizeBytes, 32 * 1024 * 1024);
+  // (The search order is the driver's business, not the chart's.)
+  assert.deepEqual([...config.provider.dirs].sort(), [
+    "/p/one",
+    "/p/two",
+    "/var/run/secrets-store-csi-providers",
+  ]);
+  assert.equal(config.metricsAddr, ":9100");
 });
 
 // ---- values we cannot honour ----
