@@ -5,6 +5,7 @@
  */
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
+import { findBinaries } from "../../tools/cluster/binaries.ts";
 
 // deno-lint-ignore no-explicit-any
 export type Obj = Record<string, any>;
@@ -29,25 +30,23 @@ function shellVariable(file: string, name: string): string {
   return match[1];
 }
 
-function built(path: string, buildCommand: string): string {
+/** The helm binary tools/helm/build.sh builds. */
+export function helmBinary(): string {
+  const version = shellVariable("tools/helm/build.sh", "HELM_VERSION");
+  const path = join(cacheDir(), `helm-${version}`, "helm");
   try {
     Deno.statSync(path);
   } catch {
-    throw new Error(`${path} is missing: build it first with \`${buildCommand}\` (cached once built)`);
+    throw new Error(
+      `${path} is missing: build it first with \`bash tools/helm/build.sh\` (cached once built)`,
+    );
   }
   return path;
 }
 
-/** The helm binary tools/helm/build.sh builds. */
-export function helmBinary(): string {
-  const version = shellVariable("tools/helm/build.sh", "HELM_VERSION");
-  return built(join(cacheDir(), `helm-${version}`, "helm"), "bash tools/helm/build.sh");
-}
-
 /** The kubectl binary tools/cluster/build.sh builds. */
 export function kubectlBinary(): string {
-  const version = shellVariable("tools/cluster/versions.env", "K8S_VERSION");
-  return built(join(cacheDir(), `k8s-${version}`, "kubectl"), "bash tools/cluster/build.sh");
+  return findBinaries().kubectl;
 }
 
 /** The output of a finished command. */
