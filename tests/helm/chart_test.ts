@@ -494,7 +494,7 @@ Deno.test("V8 heap: a limit that is not a quantity, or leaves no heap, fails wit
 });
 
 Deno.test("the driver runs this repository's image, at the driver's version", () => {
-  assert.equal(driver(ours).image, `secrets-store-csi:${DRIVER_VERSION}`);
+  assert.ok(driver(ours).image.endsWith(`secrets-store-csi:${DRIVER_VERSION}`), driver(ours).image);
 });
 
 Deno.test("the driver's command line, with every flag value set, is one `node` accepts", async () => {

@@ -4,7 +4,8 @@
  * upgrade --reuse-values` to ours. Every object of the release keeps its name and its identity (the
  * DaemonSet is updated in place and rolls, the CSIDriver, RBAC and CRDs are kept, SecretProviderClasses and
  * their pod statuses are untouched), nothing of upstream's release or of either chart's hooks is left over,
- * and `helm uninstall` removes ours but the CRDs, as upstream's chart does. The control plane has no node:
+ * `helm rollback` returns to upstream's driver in place, and `helm uninstall` removes ours but the CRDs, as
+ * upstream's chart does. The control plane has no node:
  * HookRunner runs the hook Jobs' kubectl commands.
  */
 import assert from "node:assert/strict";
@@ -15,10 +16,13 @@ import { HookRunner } from "./hook-runner.ts";
 import {
   CHART,
   helm,
+  isHook,
   kubectlBinary,
   KUSTOMIZE_DIR,
   type Obj,
+  one,
   parseObjects,
+  render,
   runOk,
   upstreamChart,
 } from "./helm.ts";
@@ -182,7 +186,9 @@ Deno.test({
 
     const ds = (await get("daemonset", daemonSetName, NAMESPACE))!;
     const driver = ds.spec.template.spec.containers.find((c: Obj) => c.name === "secrets-store");
-    assert.equal(driver.image, "secrets-store-csi:v0.1.0", "the DaemonSet runs our driver");
+    const ourImage = one((await render(CHART)).filter((o) => !isHook(o)), "DaemonSet").spec.template.spec
+      .containers.find((c: Obj) => c.name === "secrets-store").image;
+    assert.equal(driver.image, ourImage, "the DaemonSet runs our driver");
     assert.equal(driver.args[0], "node");
     assert.equal(ds.metadata.labels["helm.sh/chart"], "secrets-store-csi-driver-0.1.0");
     assert.equal(
@@ -224,6 +230,20 @@ Deno.test({
       ],
       JSON.stringify(hooks.runs, null, 2),
     );
+
+    // ---- rollback to upstream's revision, and forward again ----
+    const driverImage = async () =>
+      (await get("daemonset", daemonSetName, NAMESPACE))!.spec.template.spec.containers
+        .find((c: Obj) => c.name === "secrets-store").image;
+    await helmOk("rollback", RELEASE, "1", "-n", NAMESPACE, "--timeout=4m");
+    assert.equal(await driverImage(), "registry.k8s.io/csi-secrets-store/driver:v1.6.0");
+    assert.deepEqual(
+      await uids([...upstreamObjects, ...kept]),
+      before,
+      "the rollback, too, updates in place",
+    );
+    await helmOk("upgrade", RELEASE, CHART, "-n", NAMESPACE, "--reuse-values", "--timeout=4m");
+    assert.equal(await driverImage(), ourImage);
 
     // ---- uninstall ----
     await helmOk("uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout=4m");

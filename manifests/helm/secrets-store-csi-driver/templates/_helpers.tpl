@@ -51,7 +51,7 @@ from an upstream release hands the templates upstream's defaults in place of val
 {{- define "sscsi.driverImage" -}}
 {{- $image := .Values.linux.image -}}
 {{- if or (not $image.repository) (eq $image.repository "registry.k8s.io/csi-secrets-store/driver") -}}
-{{- $image = dict "repository" "secrets-store-csi" "tag" (printf "v%s" .Chart.AppVersion) -}}
+{{- $image = dict "repository" "localhost/secrets-store-csi" "tag" (printf "v%s" .Chart.AppVersion) -}}
 {{- end -}}
 {{- include "sscsi.image" $image -}}
 {{- end -}}
