@@ -28,6 +28,8 @@ export interface HookRunnerOptions {
 
 export class HookRunner {
   readonly runs: HookRun[] = [];
+  /** Polls that failed (kept for the message of a test that then fails). */
+  readonly pollErrors: string[] = [];
   #handled = new Set<string>();
   #stopped = false;
   #loop: Promise<void> | undefined;
@@ -38,7 +40,8 @@ export class HookRunner {
   start(): void {
     this.#loop = (async () => {
       while (!this.#stopped) {
-        await this.#runPending();
+        // A failed poll (the API server busy, a pod gone meanwhile) is retried on the next round.
+        await this.#runPending().catch((err) => this.pollErrors.push(String(err)));
         await new Promise((resolve) => setTimeout(resolve, 250));
       }
     })();
@@ -68,7 +71,6 @@ export class HookRunner {
     ).items as Obj[];
     for (const pod of pods) {
       if (this.#handled.has(pod.metadata.uid) || pod.status?.phase !== "Pending") continue;
-      this.#handled.add(pod.metadata.uid);
       const ok = await this.#runPod(pod);
       await this.#admin([
         "patch",
@@ -81,6 +83,7 @@ export class HookRunner {
         "-p",
         JSON.stringify({ status: { phase: ok ? "Succeeded" : "Failed" } }),
       ]);
+      this.#handled.add(pod.metadata.uid); // only now: a pod whose status did not take runs again
     }
   }
 

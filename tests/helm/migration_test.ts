@@ -109,7 +109,7 @@ Deno.test({
     if (out.code !== 0) {
       throw new Error(
         `helm ${args.join(" ")} exited ${out.code}:\n${out.stderr}${out.stdout}\nhook runs: ${
-          JSON.stringify(hooks.runs, null, 2)
+          JSON.stringify({ runs: hooks.runs, pollErrors: hooks.pollErrors }, null, 2)
         }`,
       );
     }
