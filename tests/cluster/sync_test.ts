@@ -111,7 +111,15 @@ Deno.test("all 8 Secret types are synced with labels, annotations and owner, acc
       const name = secret.metadata.name!;
       types[name] = secret.type as string;
       assert.deepEqual(secret.metadata.labels, { team: "a", [MANAGED]: "true" }, name);
-      assert.equal(secret.metadata.annotations?.["example.com/note"], name);
+      const annotations = { ...secret.metadata.annotations };
+      if (name === "sa-token") {
+        // The token controller records the account's uid next to its name.
+        assert.match(annotations["kubernetes.io/service-account.uid"], /^[0-9a-f-]{36}$/);
+        delete annotations["kubernetes.io/service-account.uid"];
+        assert.equal(annotations["kubernetes.io/service-account.name"], "default");
+        delete annotations["kubernetes.io/service-account.name"];
+      }
+      assert.deepEqual(annotations, { "example.com/note": name }, name);
       // A pod without owners: the SPCPS owns the Secret (and the pod owns the SPCPS).
       assert.deepEqual(secret.metadata.ownerReferences, [{
         apiVersion: `${SPC_GROUP}/v1`,

@@ -159,11 +159,3 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | null
   }
   throw new Error(`timed out waiting for ${what}`);
 }
-
-/** The decoded data of a Secret in the stand-in. */
-export function secretData(server: ApiServer, name: string): Record<string, string> | undefined {
-  const secret = server.get("Secret", NS, name);
-  if (secret === undefined) return undefined;
-  const data = (secret.data ?? {}) as Record<string, string>;
-  return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, atob(v)]));
-}
