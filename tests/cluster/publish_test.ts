@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { GrpcStatus } from "../../lib/errors.ts";
-import { NODE_LABEL } from "../integration/k8s_harness.ts";
+import { assertGrpcError, NODE_LABEL } from "../integration/k8s_harness.ts";
 import {
   createPod,
   createSpc,
@@ -25,14 +25,6 @@ const { admin } = cluster;
 const SPC_GROUP = "secrets-store.csi.x-k8s.io";
 const spcpsPath = (ns: string, name?: string) =>
   restPath(`${SPC_GROUP}/v1`, "secretproviderclasspodstatuses", ns, name);
-
-async function assertGrpcError(call: Promise<unknown>, code: GrpcStatus, pattern: RegExp): Promise<void> {
-  await assert.rejects(call, (err: { code: number; details: string }) => {
-    assert.equal(err.code, code, err.details);
-    assert.match(err.details, pattern);
-    return true;
-  });
-}
 
 Deno.test("a v1alpha1 class is read as v1, the SPCPS has every field, and the garbage collector removes it with the pod", async () => {
   await using ns = await testNamespace(admin);

@@ -4,7 +4,9 @@
  * to lib/k8s through startKubernetes, exactly as `node` wires it, plus metrics that remember the sync
  * calls and helpers to put pods and classes into the stand-in.
  */
+import assert from "node:assert/strict";
 import type { NodePublishVolumeRequest } from "../../lib/csi/node.ts";
+import type { GrpcStatus } from "../../lib/errors.ts";
 import { createLogger, silentLogger } from "../../lib/log.ts";
 import { type DriverMetrics, noMetrics } from "../../lib/metrics.ts";
 import { type KubernetesParts, type KubernetesTuning, startKubernetes } from "../../lib/k8s/setup.ts";
@@ -158,4 +160,17 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | null
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** Asserts that a CSI call fails with `code` and a message matching `pattern`. */
+export async function assertGrpcError(
+  call: Promise<unknown>,
+  code: GrpcStatus,
+  pattern: RegExp,
+): Promise<void> {
+  await assert.rejects(call, (err: { code: number; details: string }) => {
+    assert.equal(err.code, code, err.details);
+    assert.match(err.details, pattern);
+    return true;
+  });
 }

@@ -8,17 +8,9 @@ import assert from "node:assert/strict";
 import { GrpcStatus } from "../../lib/errors.ts";
 import { startApiServer } from "../support/apiserver.ts";
 import { requireRoot } from "../support/root.ts";
-import { NS, putPod, putSpc, startK8sDriver, waitFor } from "./k8s_harness.ts";
+import { assertGrpcError, NS, putPod, putSpc, startK8sDriver, waitFor } from "./k8s_harness.ts";
 
 requireRoot();
-
-async function assertGrpcError(call: Promise<unknown>, code: GrpcStatus, pattern: RegExp): Promise<void> {
-  await assert.rejects(call, (err: { code: number; details: string }) => {
-    assert.equal(err.code, code, err.details);
-    assert.match(err.details, pattern);
-    return true;
-  });
-}
 
 Deno.test("stand-in fault, a hung API server (and a stopped one): the publish fails with a clear error and leaves no mount", async () => {
   await using server = await startApiServer();
