@@ -169,8 +169,10 @@ export class Informer<T extends KubeObject = KubeObject> implements ObjectCache<
       labelSelector: this.#options.labelSelector,
       resourceVersion: this.#resourceVersion,
       timeoutSeconds,
-      // Bookmarks come about once a minute from a real server; the server's own timeout comes first.
-      inactivityMs: (timeoutSeconds + 60) * 1000,
+      // A real API server sends a bookmark every minute and 2 s before its timeout, so a stream silent
+      // for longer is dead: the fetch transport (undici on Deno) does not report a connection the server
+      // closed, as a restarting API server does, and the stream would otherwise hang until then.
+      inactivityMs: (Math.min(timeoutSeconds, 60) + 15) * 1000,
     }, (event) => {
       if (expired) return;
       if (event.type === "ERROR") {

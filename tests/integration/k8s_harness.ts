@@ -1,9 +1,12 @@
 /**
- * Shared by the k8s_*_test.ts integration tests: the in-process driver (tests/support/driver.ts) wired
- * to lib/k8s through startKubernetes against the API-server stand-in, exactly as `node` wires it, plus
- * metrics that remember the sync calls (kube-twins.ts) and helpers to put pods and classes into the stand-in.
+ * Shared by the Kubernetes tests (tests/integration/k8s_*_test.ts against the API-server stand-in,
+ * tests/cluster/ against the real control plane): the in-process driver (tests/support/driver.ts) wired
+ * to lib/k8s through startKubernetes, exactly as `node` wires it, plus metrics that remember the sync
+ * calls and helpers to put pods and classes into the stand-in.
  */
+import assert from "node:assert/strict";
 import type { NodePublishVolumeRequest } from "../../lib/csi/node.ts";
+import type { GrpcStatus } from "../../lib/errors.ts";
 import { createLogger, silentLogger } from "../../lib/log.ts";
 import { type KubernetesParts, type KubernetesTuning, startKubernetes } from "../../lib/k8s/setup.ts";
 import type { MountedReader } from "../../lib/k8s/secret-sync.ts";
@@ -31,25 +34,31 @@ export const FAST: KubernetesTuning = {
   syncBackoffMs: { initial: 50, max: 500 },
 };
 
-/** A driver connected to the stand-in. */
+/** A driver connected to the stand-in or a real API server. */
 export interface K8sDriver {
   driver: TestDriver;
   kubernetes: KubernetesParts;
   metrics: SyncMetrics;
   nodeId: string;
-  /** A kubelet-shaped publish request for a pod put into the stand-in with {@link putPod}. */
+  /** A kubelet-shaped publish request for a pod (put into the stand-in with {@link putPod}, or a real one). */
   publishRequest(pod: KubeObject, spc: string, secrets?: Record<string, string>): NodePublishVolumeRequest;
   close(): Promise<void>;
 }
 
-/** Starts a driver on `nodeId` that talks to `server` through a kubeconfig file. */
+/**
+ * Starts a driver on `nodeId` that talks to `server` through a kubeconfig file: the stand-in's, or an
+ * existing file (a real cluster's driver.kubeconfig, the driver's ServiceAccount token).
+ */
 export async function startK8sDriver(
-  server: ApiServer,
+  server: ApiServer | { kubeconfigPath: string },
   options: { nodeId?: string; tuning?: KubernetesTuning; rotation?: RotationConfig; now?: () => number } = {},
 ): Promise<K8sDriver> {
   const nodeId = options.nodeId ?? "node-1";
-  const kubeconfig = await Deno.makeTempFile({ prefix: "sscsi-kubeconfig-" });
-  await Deno.writeTextFile(kubeconfig, server.kubeconfig());
+  const standIn = !("kubeconfigPath" in server);
+  const kubeconfig = standIn
+    ? await Deno.makeTempFile({ prefix: "sscsi-kubeconfig-" })
+    : server.kubeconfigPath;
+  if (standIn) await Deno.writeTextFile(kubeconfig, server.kubeconfig());
   const metrics = new SyncMetrics();
   // Both are the driver's, built after the Kubernetes parts (as in `node`).
   const late: { reader?: MountedReader; volumes?: MountedVolumes } = {};
@@ -92,7 +101,7 @@ export async function startK8sDriver(
   const close = async () => {
     await driver.close();
     await kubernetes.stop();
-    await Deno.remove(kubeconfig);
+    if (standIn) await Deno.remove(kubeconfig);
   };
   return { driver, kubernetes, metrics, nodeId, publishRequest, close };
 }
@@ -137,10 +146,15 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | null
   throw new Error(`timed out waiting for ${what}`);
 }
 
-/** The decoded data of a Secret in the stand-in. */
-export function secretData(server: ApiServer, name: string): Record<string, string> | undefined {
-  const secret = server.get("Secret", NS, name);
-  if (secret === undefined) return undefined;
-  const data = (secret.data ?? {}) as Record<string, string>;
-  return Object.fromEntries(Object.entries(data).map(([k, v]) => [k, atob(v)]));
+/** Asserts that a CSI call fails with `code` and a message matching `pattern`. */
+export async function assertGrpcError(
+  call: Promise<unknown>,
+  code: GrpcStatus,
+  pattern: RegExp,
+): Promise<void> {
+  await assert.rejects(call, (err: { code: number; details: string }) => {
+    assert.equal(err.code, code, err.details);
+    assert.match(err.details, pattern);
+    return true;
+  });
 }

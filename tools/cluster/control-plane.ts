@@ -159,6 +159,8 @@ async function stopProcess(pid: number, dir: string, graceMs = 10_000): Promise<
     } catch { /* gone already */ }
     while (isOurs(pid, dir)) await sleep(20);
   }
+  // Reap it (an unref'd child's exit alone does not keep this process's event loop alive).
+  child?.ref();
   await child?.status;
 }
 

@@ -4,29 +4,9 @@
  * never uses it; it talks through lib/k8s.
  */
 
-/** Any Kubernetes object as JSON. */
-export interface KubeObject {
-  apiVersion?: string;
-  kind?: string;
-  metadata: {
-    name?: string;
-    namespace?: string;
-    uid?: string;
-    resourceVersion?: string;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-    ownerReferences?: {
-      apiVersion: string;
-      kind: string;
-      name: string;
-      uid: string;
-      controller?: boolean;
-      blockOwnerDeletion?: boolean;
-    }[];
-    [field: string]: unknown;
-  };
-  [field: string]: unknown;
-}
+import type { KubeObject } from "../../lib/k8s/api.ts";
+
+export type { KubeObject };
 
 /** A non-2xx answer: its HTTP status and the Status message. */
 export class RestError extends Error {
