@@ -269,13 +269,24 @@ export class KubeApi {
     return this.#json("get", res, "GET", { namespace, name });
   }
 
-  /** GET a list, in one namespace or all, optionally filtered by a label selector. */
+  /**
+   * GET a list, in one namespace or all, optionally filtered by a label selector; `limit` and `continue`
+   * page through it (the next page's token is the answer's `metadata.continue`).
+   */
   list<T extends KubeObject = KubeObject>(
     res: ResourceName,
-    options: { namespace?: string; labelSelector?: string; signal?: AbortSignal } = {},
+    options: {
+      namespace?: string;
+      labelSelector?: string;
+      limit?: number;
+      continue?: string;
+      signal?: AbortSignal;
+    } = {},
   ): Promise<KubeList<T>> {
     const query: Record<string, string> = {};
     if (options.labelSelector) query.labelSelector = options.labelSelector;
+    if (options.limit) query.limit = String(options.limit);
+    if (options.continue) query.continue = options.continue;
     return this.#json("list", res, "GET", { namespace: options.namespace, query, signal: options.signal });
   }
 

@@ -13,8 +13,8 @@ import { EventRecorder } from "./events.ts";
 import { Informer } from "./informer.ts";
 import { SecretSync } from "./secret-sync.ts";
 import type { ClusterConfig, KubernetesOptions, KubernetesParts } from "./setup.ts";
-import { ClusterSpcSource } from "./spc.ts";
-import { NODE_LABEL, type Spcps, spcpsName, SpcpsRecorder } from "./spcps.ts";
+import { ClusterSpcSource, trimSpc } from "./spc.ts";
+import { NODE_LABEL, type Spcps, spcpsName, SpcpsRecorder, trimSpcps } from "./spcps.ts";
 
 /** Loads the configuration with client-node; errors name the file. */
 function loadKubeConfig(config: ClusterConfig): KubeConfig {
@@ -70,6 +70,7 @@ export async function connectCluster(
   const spcCache = new Informer({
     ...informer,
     resource: "spcs",
+    transform: trimSpc,
     onChange: (type, o) => {
       if (type === "updated") sync.enqueueClass(o.metadata.namespace!, o.metadata.name!);
     },
@@ -78,6 +79,7 @@ export async function connectCluster(
     ...informer,
     resource: "spcps",
     labelSelector: `${NODE_LABEL}=${options.nodeId}`,
+    transform: trimSpcps,
     onChange: (type, o) => {
       if (type !== "deleted") sync.enqueue(o.metadata.namespace!, o.metadata.name!);
     },

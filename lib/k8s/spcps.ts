@@ -35,6 +35,20 @@ export interface Spcps extends KubeObject {
   status?: SpcpsStatus;
 }
 
+/**
+ * The informer's transform: what the recorder and the Secret sync read of this node's objects (identity,
+ * the node label, owners, status). Writes always start from a fresh GET, never from the cache.
+ */
+export function trimSpcps(object: KubeObject): Spcps {
+  const { name, namespace, uid, resourceVersion, labels, ownerReferences } = object.metadata;
+  return {
+    apiVersion: object.apiVersion,
+    kind: object.kind,
+    metadata: { name, namespace, uid, resourceVersion, labels, ownerReferences },
+    status: (object as Spcps).status,
+  };
+}
+
 /** How many times a write is retried after a 409 Conflict (each time on a fresh read). */
 const CONFLICT_RETRIES = 5;
 
