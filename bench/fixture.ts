@@ -177,6 +177,8 @@ export interface DriverStart {
   /** V8 flags: added to main.ts's run; for the artifact, they replace the production V8 flags. */
   v8Flags?: string[];
   env?: Record<string, string>;
+  /** Source program only: `deno run` flags in place of `-A` and `v8Flags` (the heap driver's production flags). */
+  runtime?: string[];
   /** Runs the deno command through this wrapper (e.g. into a memory cgroup): `[...wrap, deno, ...args]`. */
   wrap?: string[];
 }
@@ -185,7 +187,7 @@ export interface DriverStart {
 export function denoArgs(args: string[], start: DriverStart = {}): string[] {
   if ((start.program ?? "artifact") === "artifact") return prodRunArgs(args, start.v8Flags);
   const v8 = start.v8Flags?.length ? [`--v8-flags=${start.v8Flags.join(",")}`] : [];
-  return ["run", "-A", ...v8, start.script ?? MAIN, ...args];
+  return ["run", ...(start.runtime ?? ["-A", ...v8]), start.script ?? MAIN, ...args];
 }
 
 /** The production V8 flags, for reports. */

@@ -62,7 +62,7 @@ async function denortBin(): Promise<string> {
 /** Removes what a failed `deno compile` left next to `output` (its temp file). */
 async function removeLeftovers(output: string, before: Set<string>): Promise<void> {
   const dir = dirname(output);
-  for await (const entry of Deno.readDir(dir).catch(() => [])) {
+  for await (const entry of Deno.readDir(dir)) {
     if (!before.has(entry.name) && entry.name.startsWith(basename(output))) {
       await Deno.remove(join(dir, entry.name), { recursive: true }).catch(() => {});
     }
