@@ -64,3 +64,35 @@ Deno.test(".dockerignore lets in every local module of main.ts's graph", async (
     );
   }
 });
+
+Deno.test(".dockerignore lets in the bundle and compile tools' modules", async () => {
+  const allowed = (await read(".dockerignore")).split("\n").filter((l) => l.startsWith("!")).map((l) =>
+    l.slice(1)
+  );
+  const info = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", "tools/compile.ts"],
+    cwd: ROOT,
+    stdout: "piped",
+  }).output();
+  const graph = JSON.parse(new TextDecoder().decode(info.stdout)) as { modules: { specifier: string }[] };
+  const local = graph.modules.map((m) => m.specifier).filter((s) => s.startsWith("file://"))
+    .map((s) => s.slice(ROOT.href.length));
+  assert.ok(local.includes("tools/bundle.ts") && local.includes("tools/production.ts"));
+  for (const path of local) assert.ok(allowed.includes(path), `${path} is not in the build context`);
+  const [build] = await stages();
+  for (const path of local) {
+    assert.ok(build.some((l) => l.startsWith("COPY ") && l.includes(path)), `${path} is not copied`);
+  }
+});
+
+Deno.test("Containerfile: the offline path brings a denort from the build context into the build stage", async () => {
+  assert.ok(
+    (await read(".dockerignore")).split("\n").includes("!denort"),
+    "./denort is kept out of the context",
+  );
+  const [build] = await stages();
+  const copy = build.findIndex((l) => /^COPY \S+ denor\[t\] \.\/$/.test(l));
+  assert.ok(copy >= 0, "no COPY of ./denort (a wildcard, so that a context without it still builds)");
+  assert.ok(copy < build.indexOf("RUN deno task compile"));
+  assert.ok((await read(".gitignore")).split("\n").includes("/denort"), "a local denort is never committed");
+});
