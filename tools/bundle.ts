@@ -11,6 +11,7 @@
  */
 import { join, relative } from "node:path";
 import { BUNDLE_DIR, REPO_ROOT } from "./production.ts";
+import { sha256Hex } from "./sha256.ts";
 
 const SOURCE_ROOTS = ["main.ts", "lib", "proto", "deno.json", "deno.lock"];
 const HASH_FILE = "SOURCES";
@@ -35,14 +36,7 @@ export async function sourceHash(): Promise<string> {
       parts.push(encoder.encode(`${relative(REPO_ROOT, file)}\0`), await Deno.readFile(file));
     }
   }
-  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    all.set(part, offset);
-    offset += part.length;
-  }
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+  return await sha256Hex(parts);
 }
 
 /** Builds the bundle into a fresh directory and swaps it in; throws with deno bundle's output on failure. */
