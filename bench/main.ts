@@ -1,6 +1,7 @@
 /**
  * `deno task bench`: every benchmark of the driver on this machine (as root: it mounts tmpfs). Prints one
- * JSON document on stdout and a short table on stderr; `--out FILE` also writes the JSON to FILE.
+ * JSON document on stdout and a short table on stderr; `--out FILE` also writes the JSON to FILE, `--note
+ * TEXT` records what changed since the previous run in it.
  * `--quick` (or BENCH_QUICK=1) runs everything with tiny counts, for the smoke test. Counts can be
  * overridden with BENCH_* variables (bench/options.ts). The bench measures and reports; it never asserts.
  */
@@ -59,7 +60,10 @@ async function timed<T>(name: string, work: () => Promise<T>): Promise<T> {
 }
 
 async function run(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { quick: { type: "boolean" }, out: { type: "string" } } });
+  const { values } = parseArgs({
+    args,
+    options: { quick: { type: "boolean" }, out: { type: "string" }, note: { type: "string" } },
+  });
   if (Deno.uid() !== 0) throw new Error("the bench mounts tmpfs and needs root: run it as root");
   const quick = values.quick === true || Deno.env.get("BENCH_QUICK") === "1";
   const options = benchOptions(quick, (name) => Deno.env.get(name));
@@ -104,6 +108,8 @@ async function run(args: string[]): Promise<void> {
     const result = {
       bench: "secrets-store-csi",
       started_at: startedAt,
+      // What changed since the previous recorded run (--note), kept with the figures.
+      what_changed: values.note ?? "",
       duration_s: Number(((performance.now() - started) / 1000).toFixed(1)),
       quick,
       options,
