@@ -1,8 +1,9 @@
 /**
  * The bench's world: a temp dir with the secrets the embedded `local` provider serves, SecretProviderClass
- * files, the provider as a separate process, and driver processes started exactly as the DaemonSet would
- * (`main.ts node ...`), each with a CSI gRPC client in the bench process. Content is fixed (seeded), so
- * every run does the same work.
+ * files, the provider as a separate process, and driver processes started as the DaemonSet would (`node
+ * ...`), each with a CSI gRPC client in the bench process. A driver is either the production artifact (the
+ * bundle run as the compiled binary runs it, tools/production.ts) or the source (`deno run -A main.ts`).
+ * Content is fixed (seeded), so every run does the same work.
  */
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -12,6 +13,7 @@ import type { NodePublishVolumeRequest } from "../lib/csi/node.ts";
 import { MNT_DETACH, sysUmount2 } from "../lib/mount/libc.ts";
 import { mountsUnder } from "../lib/mount/mountinfo.ts";
 import { type ProcessMemory, readProcessMemory } from "./proc.ts";
+import { prodRunArgs, V8_FLAGS } from "../tools/production.ts";
 
 /** The repository root. */
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -53,6 +55,21 @@ function smallObjects(prefix: string): string {
     const mode = name === "db/password" ? '\n  mode: "0400"' : "";
     return `- objectName: ${prefix}/${name}${alias}${mode}`;
   }).join("\n");
+}
+
+/** The bench's SecretProviderClass `name` (namespace default, provider local) as a Kubernetes object. */
+export function spcObject(name: string, objects: string) {
+  return {
+    apiVersion: "secrets-store.csi.x-k8s.io/v1",
+    kind: "SecretProviderClass",
+    metadata: { name, namespace: "default" },
+    spec: { provider: "local", parameters: { objects } },
+  };
+}
+
+/** The SecretProviderClasses every bench driver publishes, as objects for the API stand-in. */
+export function benchSpcObjects() {
+  return [spcObject(SPC.small, smallObjects("small")), spcObject(SPC.rotation, smallObjects("rotation"))];
 }
 
 function spcYaml(name: string, objects: string): string {
@@ -144,16 +161,37 @@ export class Child {
   }
 }
 
+/** Which program a driver process runs: the production bundle (as compiled) or `deno run -A main.ts`. */
+export type Program = "artifact" | "main.ts";
+
 /** How to start a driver process. */
 export interface DriverStart {
-  /** Script run instead of main.ts (it must take main.ts's arguments). */
+  /** Default: the artifact. */
+  program?: Program;
+  /** Script run instead of main.ts (source program only; it must take main.ts's arguments). */
   script?: string;
   /** Extra flags of the `node` command. */
   flags?: string[];
-  /** Passed as --v8-flags. */
+  /** `node`'s SecretProviderClass source flags (default `--spc-dir` of the world). */
+  source?: string[];
+  /** V8 flags: added to main.ts's run; for the artifact, they replace the production V8 flags. */
   v8Flags?: string[];
   env?: Record<string, string>;
+  /** Source program only: `deno run` flags in place of `-A` and `v8Flags` (the heap driver's production flags). */
+  runtime?: string[];
+  /** Runs the deno command through this wrapper (e.g. into a memory cgroup): `[...wrap, deno, ...args]`. */
+  wrap?: string[];
 }
+
+/** `deno` arguments that start `args` under `start`'s program. */
+export function denoArgs(args: string[], start: DriverStart = {}): string[] {
+  if ((start.program ?? "artifact") === "artifact") return prodRunArgs(args, start.v8Flags);
+  const v8 = start.v8Flags?.length ? [`--v8-flags=${start.v8Flags.join(",")}`] : [];
+  return ["run", ...(start.runtime ?? ["-A", ...v8]), start.script ?? MAIN, ...args];
+}
+
+/** The production V8 flags, for reports. */
+export const PRODUCTION_V8_FLAGS = V8_FLAGS;
 
 /** A running driver and a CSI client connected to it. */
 export interface Driver {
@@ -260,11 +298,11 @@ export class World {
     }
   }
 
-  /** Starts `deno run -A [--v8-flags] <script> <args>` with stderr kept. */
+  /** Starts `args` under `start`'s program (default: the artifact) with stderr kept. */
   spawn(args: string[], what: string, start: DriverStart = {}): Child {
-    const v8 = start.v8Flags?.length ? [`--v8-flags=${start.v8Flags.join(",")}`] : [];
-    const process = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", ...v8, start.script ?? MAIN, ...args],
+    const [command, ...prefix] = [...(start.wrap ?? []), Deno.execPath()];
+    const process = new Deno.Command(command, {
+      args: [...prefix, ...denoArgs(args, start)],
       cwd: REPO,
       stdin: "null",
       stdout: "null",
@@ -275,7 +313,7 @@ export class World {
   }
 
   /** The arguments of `node` for a driver listening on `endpoint`, as the notes prescribe. */
-  nodeArgs(endpoint: string, flags: string[] = []): string[] {
+  nodeArgs(endpoint: string, flags: string[] = [], source = ["--spc-dir", this.spcDir]): string[] {
     return [
       "node",
       "--endpoint",
@@ -285,8 +323,7 @@ export class World {
       "--provider-volume",
       this.providerDir,
       "--additional-provider-volume-paths=",
-      "--spc-dir",
-      this.spcDir,
+      ...source,
       // Metrics on as in the DaemonSet, on a free port so that drivers and tests never collide.
       "--metrics-addr=127.0.0.1:0",
       // Targets are kubelet-shaped paths below the bench's directory.
@@ -304,7 +341,7 @@ export class World {
   async startDriver(start: DriverStart = {}): Promise<Driver> {
     await this.ensureProvider();
     const endpoint = this.nextEndpoint();
-    const child = this.spawn(this.nodeArgs(endpoint, start.flags), "the driver", start);
+    const child = this.spawn(this.nodeArgs(endpoint, start.flags, start.source), "the driver", start);
     try {
       await child.waitForSocket(endpoint.slice("unix://".length));
     } catch (err) {

@@ -1,4 +1,4 @@
-/** Summarizes a V8 heap snapshot: bytes per node type and the largest object kinds. */
+/** Summarizes V8 heap snapshots: bytes per node type, the largest object kinds, and what grew between two. */
 
 /** Where a heap's bytes are, in MiB. */
 export interface HeapSummary {
@@ -8,16 +8,31 @@ export interface HeapSummary {
   top_mib: { name: string; mib: number; count: number }[];
 }
 
+/** What changed between two snapshots of one process, in MiB and object counts. */
+export interface HeapDiff {
+  before_mib: number;
+  after_mib: number;
+  growth_mib: number;
+  /** The kinds that grew most by self size. */
+  top_growth: { name: string; mib: number; count: number }[];
+}
+
 interface Snapshot {
   snapshot: { meta: { node_fields: string[]; node_types: [string[], ...unknown[]] } };
   nodes: number[];
   strings: string[];
 }
 
+interface Tally {
+  total: number;
+  byType: Map<string, number>;
+  byName: Map<string, { bytes: number; count: number }>;
+}
+
 const round = (bytes: number) => Number((bytes / (1024 * 1024)).toFixed(2));
 
 /** Reads a .heapsnapshot file (JSON) and sums self sizes by type and by name. */
-export async function summarizeHeapSnapshot(path: string, top = 12): Promise<HeapSummary> {
+async function tally(path: string): Promise<Tally> {
   const snap = JSON.parse(await Deno.readTextFile(path)) as Snapshot;
   const fields = snap.snapshot.meta.node_fields;
   const types = snap.snapshot.meta.node_types[0];
@@ -40,13 +55,39 @@ export async function summarizeHeapSnapshot(path: string, top = 12): Promise<Hea
     entry.count++;
     byName.set(name, entry);
   }
+  return { total, byType, byName };
+}
+
+/** Bytes per type and the `top` largest kinds of one snapshot. */
+export async function summarizeHeapSnapshot(path: string, top = 12): Promise<HeapSummary> {
+  const t = await tally(path);
   return {
-    total_mib: round(total),
-    by_type_mib: Object.fromEntries([...byType].sort((a, b) => b[1] - a[1]).map(([t, b]) => [t, round(b)])),
-    top_mib: [...byName].sort((a, b) => b[1].bytes - a[1].bytes).slice(0, top).map(([name, e]) => ({
+    total_mib: round(t.total),
+    by_type_mib: Object.fromEntries([...t.byType].sort((a, b) => b[1] - a[1]).map(([k, b]) => [k, round(b)])),
+    top_mib: [...t.byName].sort((a, b) => b[1].bytes - a[1].bytes).slice(0, top).map(([name, e]) => ({
       name,
       mib: round(e.bytes),
       count: e.count,
+    })),
+  };
+}
+
+/** What grew from snapshot `before` to `after` (same process), the `top` kinds by growth. */
+export async function diffHeapSnapshots(before: string, after: string, top = 10): Promise<HeapDiff> {
+  const a = await tally(before);
+  const b = await tally(after);
+  const growth = [...b.byName].map(([name, e]) => {
+    const old = a.byName.get(name) ?? { bytes: 0, count: 0 };
+    return { name, bytes: e.bytes - old.bytes, count: e.count - old.count };
+  });
+  return {
+    before_mib: round(a.total),
+    after_mib: round(b.total),
+    growth_mib: round(b.total - a.total),
+    top_growth: growth.sort((x, y) => y.bytes - x.bytes).slice(0, top).map((g) => ({
+      name: g.name,
+      mib: round(g.bytes),
+      count: g.count,
     })),
   };
 }

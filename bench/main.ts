@@ -1,6 +1,7 @@
 /**
  * `deno task bench`: every benchmark of the driver on this machine (as root: it mounts tmpfs). Prints one
- * JSON document on stdout and a short table on stderr; `--out FILE` also writes the JSON to FILE.
+ * JSON document on stdout and a short table on stderr; `--out FILE` also writes the JSON to FILE, `--note
+ * TEXT` records what changed since the previous run in it.
  * `--quick` (or BENCH_QUICK=1) runs everything with tiny counts, for the smoke test. Counts can be
  * overridden with BENCH_* variables (bench/options.ts). The bench measures and reports; it never asserts.
  */
@@ -8,7 +9,7 @@ import { parseArgs } from "node:util";
 import { benchBurst } from "./burst.ts";
 import { World } from "./fixture.ts";
 import { describeMachine } from "./machine.ts";
-import { benchMemory } from "./memory.ts";
+import { benchMemory, type MemoryResult } from "./memory.ts";
 import { benchOptions } from "./options.ts";
 import { benchProvider } from "./provider.ts";
 import { benchPublishLatency } from "./publish.ts";
@@ -17,6 +18,33 @@ import { benchSoak } from "./soak.ts";
 import { checkTargets, table } from "./report.ts";
 import { benchStages, mountinfoScaling } from "./stages.ts";
 import { benchStartup } from "./startup.ts";
+import type { Spread } from "./stats.ts";
+import { ensureBundle } from "../tools/bundle.ts";
+
+/** The memory rows of the table: each program and mode, then the cluster sizes and the cgroup run. */
+function memoryRows(memory: MemoryResult): [string, Spread | number][] {
+  const rows: [string, Spread | number][] = [];
+  for (const [program, modes] of [["artifact", memory.artifact], ["main.ts", memory.main_ts]] as const) {
+    for (const [mode, m] of Object.entries(modes)) {
+      rows.push(
+        [`${program} ${mode} idle RSS MiB`, m.idle_rss_mib],
+        [`${program} ${mode} RSS MiB at ${m.mounted_volumes} mounts`, m.mounted_rss_mib],
+        [`${program} ${mode} peak RSS MiB over ${m.cycles.count} cycles`, m.cycles.peak_rss_mib],
+      );
+    }
+  }
+  for (const s of memory.cluster_size) {
+    rows.push([
+      `artifact cluster, ${s.spcs} SPCs: idle / ${s.mounted_volumes} mounts RSS MiB`,
+      s.mounted_rss_mib,
+    ]);
+  }
+  rows.push([
+    `cgroup ${memory.cgroup.limit_mib} MiB: peak MiB over ${memory.cgroup.cycles} cycles`,
+    memory.cgroup.cgroup_peak_mib,
+  ]);
+  return rows;
+}
 
 /** Progress on stderr, so stdout stays one JSON document. */
 function progress(text: string): void {
@@ -32,23 +60,36 @@ async function timed<T>(name: string, work: () => Promise<T>): Promise<T> {
 }
 
 async function run(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { quick: { type: "boolean" }, out: { type: "string" } } });
+  const { values } = parseArgs({
+    args,
+    options: { quick: { type: "boolean" }, out: { type: "string" }, note: { type: "string" } },
+  });
   if (Deno.uid() !== 0) throw new Error("the bench mounts tmpfs and needs root: run it as root");
   const quick = values.quick === true || Deno.env.get("BENCH_QUICK") === "1";
   const options = benchOptions(quick, (name) => Deno.env.get(name));
   const started = performance.now();
   const startedAt = new Date().toISOString();
+  await ensureBundle();
   const machine = await describeMachine();
   const world = await World.create();
   try {
-    const driver = await world.startDriver();
-    let publish, burst;
-    try {
-      publish = await timed("1. publish latency", () => benchPublishLatency(world, driver, options));
-      burst = await timed("2. burst", () => benchBurst(world, driver, options));
-    } finally {
-      await driver.stop();
-    }
+    // The artifact (the production bundle as compiled) and, beside it, `deno run -A main.ts`.
+    const latency = async (program: "artifact" | "main.ts") => {
+      const driver = await world.startDriver({ program });
+      try {
+        return {
+          publish: await timed(
+            `1. publish latency (${program})`,
+            () => benchPublishLatency(world, driver, options),
+          ),
+          burst: await timed(`2. burst (${program})`, () => benchBurst(world, driver, options)),
+        };
+      } finally {
+        await driver.stop();
+      }
+    };
+    const { publish, burst } = await latency("artifact");
+    const { publish: publishMainTs, burst: burstMainTs } = await latency("main.ts");
     const stages = await timed("1b. publish stage breakdown", async () => ({
       ...await benchStages(world, options),
       mountinfo_scaling: [
@@ -63,16 +104,20 @@ async function run(args: string[]): Promise<void> {
     const soak = await timed("7. soak", () => benchSoak(options.soakCycles, options.soakWarmup, 1));
     await world.ensureProvider();
 
-    const targets = checkTargets({ publish, burst, memory, startup });
+    const targets = checkTargets({ publish, burst, publishMainTs, burstMainTs, memory, startup });
     const result = {
       bench: "secrets-store-csi",
       started_at: startedAt,
+      // What changed since the previous recorded run (--note), kept with the figures.
+      what_changed: values.note ?? "",
       duration_s: Number(((performance.now() - started) / 1000).toFixed(1)),
       quick,
       options,
       machine,
       publish_latency: { ...publish, stage_breakdown: stages },
       burst,
+      publish_latency_main_ts: publishMainTs,
+      burst_main_ts: burstMainTs,
       memory,
       startup,
       republish,
@@ -92,24 +137,9 @@ async function run(args: string[]): Promise<void> {
       ["ratio vs exec mount", publish.ratio_vs_exec_mount],
       [`burst publishes/s (${burst.volumes}, ${burst.in_flight} in flight)`, burst.publishes_per_s],
       ["burst publish p99 ms", burst.publish_p99_ms],
-      ["standalone idle RSS MiB", memory.standalone.idle_rss_mib],
-      [
-        `standalone RSS MiB at ${memory.standalone.mounted_volumes} mounts`,
-        memory.standalone.mounted_rss_mib,
-      ],
-      [
-        `standalone growth MiB over ${memory.standalone.cycles.count} cycles`,
-        memory.standalone.cycles.growth_mib,
-      ],
-      ["with k8s client idle RSS MiB", memory.kubernetes_client.idle_rss_mib],
-      [
-        `with k8s client RSS MiB at ${memory.kubernetes_client.mounted_volumes} mounts`,
-        memory.kubernetes_client.mounted_rss_mib,
-      ],
-      [
-        `with k8s client growth MiB over ${memory.kubernetes_client.cycles.count} cycles`,
-        memory.kubernetes_client.cycles.growth_mib,
-      ],
+      ["main.ts publish p50 ms", publishMainTs.publish_p50_ms],
+      ["main.ts: burst publishes/s", burstMainTs.publishes_per_s],
+      ...memoryRows(memory),
       ["start to Probe ms", startup.to_probe_ms],
       ["start to first publish ms", startup.to_first_publish_ms],
       ["republish pass, rotation off, ms/volume", republish.rotation_off.per_volume_ms],

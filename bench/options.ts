@@ -15,8 +15,16 @@ export interface BenchOptions {
   burstInFlight: number;
   /** Volumes kept mounted for the memory and republish figures (BENCH_VOLUMES). */
   volumes: number;
-  /** Publish/unpublish cycles of the memory-growth run (BENCH_CYCLES). */
+  /** Publish/unpublish cycles of the artifact's memory-growth and cgroup runs (BENCH_CYCLES). */
   memoryCycles: number;
+  /** The same for `deno run main.ts` (BENCH_SOURCE_CYCLES). */
+  sourceCycles: number;
+  /** Cycles in cluster mode, where each waits for the API rate limit (BENCH_CLUSTER_CYCLES). */
+  clusterCycles: number;
+  /** SecretProviderClasses in the cluster for the cluster-size figure, besides none (fixed). */
+  clusterSizes: number[];
+  /** Cycles between the two heap snapshots (BENCH_HEAP_CYCLES). */
+  heapCycles: number;
   /** Publish/unpublish cycles per V8-flag variant (BENCH_VARIANT_CYCLES). */
   variantCycles: number;
   /** Fresh driver starts measured (BENCH_STARTUP_RUNS). */
@@ -37,6 +45,10 @@ const FULL: Omit<BenchOptions, "quick"> = {
   burstInFlight: 32,
   volumes: 110,
   memoryCycles: 20_000,
+  sourceCycles: 20_000,
+  clusterCycles: 300,
+  clusterSizes: [1_000, 10_000],
+  heapCycles: 5_000,
   variantCycles: 2_000,
   startupRuns: 10,
   providerCalls: 100,
@@ -52,6 +64,10 @@ const QUICK: Omit<BenchOptions, "quick"> = {
   burstInFlight: 4,
   volumes: 6,
   memoryCycles: 30,
+  sourceCycles: 30,
+  clusterCycles: 10,
+  clusterSizes: [20],
+  heapCycles: 10,
   variantCycles: 10,
   startupRuns: 2,
   providerCalls: 3,
@@ -60,13 +76,16 @@ const QUICK: Omit<BenchOptions, "quick"> = {
   soakWarmup: 10,
 };
 
-const ENV: Record<keyof Omit<BenchOptions, "quick">, string> = {
+const ENV: Record<keyof Omit<BenchOptions, "quick" | "clusterSizes">, string> = {
   runs: "BENCH_RUNS",
   publishCycles: "BENCH_PUBLISH_CYCLES",
   burstVolumes: "BENCH_BURST_VOLUMES",
   burstInFlight: "BENCH_BURST_IN_FLIGHT",
   volumes: "BENCH_VOLUMES",
   memoryCycles: "BENCH_CYCLES",
+  sourceCycles: "BENCH_SOURCE_CYCLES",
+  clusterCycles: "BENCH_CLUSTER_CYCLES",
+  heapCycles: "BENCH_HEAP_CYCLES",
   variantCycles: "BENCH_VARIANT_CYCLES",
   startupRuns: "BENCH_STARTUP_RUNS",
   providerCalls: "BENCH_PROVIDER_CALLS",

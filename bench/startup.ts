@@ -1,5 +1,5 @@
 /**
- * Item 4, start-up: from spawning `deno run -A main.ts node ...` to the first successful Probe and to the
+ * Item 4, start-up: from spawning the driver (`node ...` of the production artifact) to the first successful Probe and to the
  * first successful NodePublishVolume, on fresh processes. Baselines from the same run: `deno run` of an
  * empty module (the runtime's own start and exit) and `main.ts version` (the CLI without gRPC).
  */

@@ -235,6 +235,15 @@ async function withDeadline<T>(
   }
 }
 
+/** What a list call may narrow and page by. */
+export interface ListOptions {
+  namespace?: string;
+  labelSelector?: string;
+  limit?: number;
+  continue?: string;
+  signal?: AbortSignal;
+}
+
 /**
  * The calls the driver makes, and nothing else: {@link KubeApi} makes them over HTTP, the in-memory twin
  * (tests/support/kube-twins.ts) on a map. The informers, the SPCPS recorder, the SPC source, the event
@@ -243,11 +252,11 @@ async function withDeadline<T>(
 export interface KubeClient {
   /** GET one object; a {@link KubeApiError} with `notFound` when it does not exist. */
   get<T extends KubeObject = KubeObject>(res: ResourceName, namespace: string, name: string): Promise<T>;
-  /** GET a list, in one namespace or all, optionally filtered by a label selector. */
-  list<T extends KubeObject = KubeObject>(
-    res: ResourceName,
-    options?: { namespace?: string; labelSelector?: string; signal?: AbortSignal },
-  ): Promise<KubeList<T>>;
+  /**
+   * GET a list, in one namespace or all, optionally filtered by a label selector; `limit` and `continue`
+   * page through it (the next page's token is the answer's `metadata.continue`).
+   */
+  list<T extends KubeObject = KubeObject>(res: ResourceName, options?: ListOptions): Promise<KubeList<T>>;
   /** POST a new object; `conflict` when it exists already. */
   create<T extends KubeObject = KubeObject>(
     res: ResourceName,
@@ -316,13 +325,18 @@ export class KubeApi implements KubeClient {
     return this.#json("get", res, "GET", { namespace, name });
   }
 
-  /** GET a list, in one namespace or all, optionally filtered by a label selector. */
+  /**
+   * GET a list, in one namespace or all, optionally filtered by a label selector; `limit` and `continue`
+   * page through it (the next page's token is the answer's `metadata.continue`).
+   */
   list<T extends KubeObject = KubeObject>(
     res: ResourceName,
-    options: { namespace?: string; labelSelector?: string; signal?: AbortSignal } = {},
+    options: ListOptions = {},
   ): Promise<KubeList<T>> {
     const query: Record<string, string> = {};
     if (options.labelSelector) query.labelSelector = options.labelSelector;
+    if (options.limit) query.limit = String(options.limit);
+    if (options.continue) query.continue = options.continue;
     return this.#json("list", res, "GET", { namespace: options.namespace, query, signal: options.signal });
   }
 

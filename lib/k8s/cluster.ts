@@ -13,8 +13,8 @@ import { EventRecorder } from "./events.ts";
 import { Informer } from "./informer.ts";
 import type { ClusterConfig, KubernetesOptions, KubernetesParts } from "./options.ts";
 import { SecretSync } from "./secret-sync.ts";
-import { ClusterSpcSource } from "./spc.ts";
-import { NODE_LABEL, type Spcps, spcpsName, SpcpsRecorder } from "./spcps.ts";
+import { ClusterSpcSource, trimSpc } from "./spc.ts";
+import { NODE_LABEL, type Spcps, spcpsName, SpcpsRecorder, trimSpcps } from "./spcps.ts";
 
 /** The Event reason of a failed rotation: upstream's error type for it (pkg/errors FailedToRotate). */
 export const ROTATION_FAILED_REASON = "FailedToRotate";
@@ -73,6 +73,7 @@ export async function connectCluster(
   const spcCache = new Informer({
     ...informer,
     resource: "spcs",
+    transform: trimSpc,
     onChange: (type, o) => {
       if (type === "updated") sync.enqueueClass(o.metadata.namespace!, o.metadata.name!);
     },
@@ -81,6 +82,7 @@ export async function connectCluster(
     ...informer,
     resource: "spcps",
     labelSelector: `${NODE_LABEL}=${options.nodeId}`,
+    transform: trimSpcps,
     onChange: (type, o) => {
       if (type !== "deleted") sync.enqueue(o.metadata.namespace!, o.metadata.name!);
     },

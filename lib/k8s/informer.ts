@@ -4,6 +4,10 @@
  * end it after `watchTimeoutSeconds` and gives up on a silent stream, and stop() cancels the stream
  * itself. A watch that ends is resumed from the last resourceVersion seen; a 410 Expired (e.g. after an
  * API server restart) re-lists, and the re-list reports every difference, so no change is lost.
+ *
+ * Like client-go's informers with a transform, each object is reduced to the fields the driver reads
+ * before it is cached (`transform`): a cluster's classes carry managedFields, last-applied annotations
+ * and statuses that would otherwise stay in the driver's heap for as long as the class exists.
  */
 import { messageOf } from "../errors.ts";
 import type { Logger } from "../log.ts";
@@ -20,8 +24,10 @@ export interface InformerOptions {
   resource: ResourceName;
   labelSelector?: string;
   log: Logger;
-  /** Called for every change of the cache, after it is applied. */
+  /** Called for every change of the cache, after it is applied (with the transformed object). */
   onChange?: (type: ChangeType, object: KubeObject) => void;
+  /** Reduces each listed or watched object to what is kept (default: kept whole). */
+  transform?: (object: KubeObject) => KubeObject;
   /** The server ends each watch after this long (unset: defaults.ts; client-go uses 5–10 min). */
   watchTimeoutSeconds?: number;
   /** Delay after a failed list or watch, doubled per failure up to `maxBackoffMs`. */
@@ -47,12 +53,16 @@ export interface ObjectCache<T extends KubeObject = KubeObject> {
   list(): T[];
 }
 
+/** Objects per list request (client-go's pager default). */
+const LIST_PAGE_SIZE = 500;
+
 /** Signals a 410 from a watch: the loop re-lists. */
 class Expired extends Error {}
 
 /** A cache of the objects of one resource, kept current by list and watch. */
 export class Informer<T extends KubeObject = KubeObject> implements ObjectCache<T> {
   readonly #options: InformerOptions;
+  readonly #transform: (object: KubeObject) => T;
   readonly #objects = new Map<string, T>();
   readonly #abort = new AbortController();
   #resourceVersion: string | undefined;
@@ -62,6 +72,8 @@ export class Informer<T extends KubeObject = KubeObject> implements ObjectCache<
 
   constructor(options: InformerOptions) {
     this.#options = options;
+    const transform = options.transform ?? ((o: KubeObject) => o);
+    this.#transform = (o) => transform(o) as T;
   }
 
   /** Starts listing and watching in the background. */
@@ -134,32 +146,45 @@ export class Informer<T extends KubeObject = KubeObject> implements ObjectCache<
     }
   }
 
+  /**
+   * Lists in pages of {@link LIST_PAGE_SIZE}, as client-go's reflector does: only one page of whole
+   * objects is parsed at a time, so a cluster's thousands of classes never sit in the heap at once.
+   */
   async #relist(): Promise<void> {
-    const list = await this.#options.api.list<T>(this.#options.resource, {
-      labelSelector: this.#options.labelSelector,
-      signal: this.#abort.signal,
-    });
     const seen = new Set<string>();
-    for (const object of list.items) {
-      const key = keyOf(object);
-      seen.add(key);
-      const old = this.#objects.get(key);
-      this.#objects.set(key, object);
-      if (old === undefined) this.#emit("added", object);
-      else if (old.metadata.resourceVersion !== object.metadata.resourceVersion) {
-        this.#emit("updated", object);
-      }
-    }
+    let token: string | undefined;
+    let resourceVersion: string | undefined;
+    do {
+      const page = await this.#options.api.list<T>(this.#options.resource, {
+        labelSelector: this.#options.labelSelector,
+        limit: LIST_PAGE_SIZE,
+        continue: token,
+        signal: this.#abort.signal,
+      });
+      for (const item of page.items) this.#relisted(this.#transform(item), seen);
+      token = page.metadata.continue || undefined;
+      resourceVersion = page.metadata.resourceVersion;
+    } while (token !== undefined);
     for (const [key, old] of [...this.#objects]) {
       if (seen.has(key)) continue;
       this.#objects.delete(key);
       this.#emit("deleted", old);
     }
-    this.#resourceVersion = list.metadata.resourceVersion ?? "";
+    this.#resourceVersion = resourceVersion ?? "";
     if (!this.#synced) {
       this.#synced = true;
       for (const waiter of this.#syncWaiters.splice(0)) waiter();
     }
+  }
+
+  /** Caches one listed object and reports it when it is new or changed. */
+  #relisted(object: T, seen: Set<string>): void {
+    const key = keyOf(object);
+    seen.add(key);
+    const old = this.#objects.get(key);
+    this.#objects.set(key, object);
+    if (old === undefined) this.#emit("added", object);
+    else if (old.metadata.resourceVersion !== object.metadata.resourceVersion) this.#emit("updated", object);
   }
 
   async #watch(): Promise<void> {
@@ -190,10 +215,10 @@ export class Informer<T extends KubeObject = KubeObject> implements ObjectCache<
   }
 
   #apply(event: WatchEvent): void {
-    const object = event.object as T;
-    const version = object.metadata?.resourceVersion;
+    const version = event.object.metadata?.resourceVersion;
     if (version) this.#resourceVersion = version;
     if (event.type === "BOOKMARK") return;
+    const object = this.#transform(event.object);
     const key = keyOf(object);
     if (event.type === "DELETED") {
       if (this.#objects.delete(key)) this.#emit("deleted", object);

@@ -9,6 +9,21 @@ import type { SecretProviderClass, SpcSource } from "../volume/ports.ts";
 import { KubeApiError, type KubeClient, type KubeObject } from "./api.ts";
 import { type ObjectCache, objectKey } from "./informer.ts";
 
+/**
+ * The informer's transform: what {@link ClusterSpcSource} and the Secret sync read of a class (identity,
+ * `spec`). managedFields, annotations (kubectl's last-applied copy of the whole object) and status are
+ * dropped before the object is cached.
+ */
+export function trimSpc(object: KubeObject): KubeObject {
+  const { name, namespace, uid, resourceVersion } = object.metadata;
+  return {
+    apiVersion: object.apiVersion,
+    kind: object.kind,
+    metadata: { name, namespace, uid, resourceVersion },
+    spec: object.spec,
+  };
+}
+
 /** Looks SecretProviderClasses up in the pod's namespace, cache first. */
 export class ClusterSpcSource implements SpcSource {
   readonly #inFlight = new Map<string, Promise<KubeObject>>();

@@ -34,6 +34,20 @@ export interface Spcps extends KubeObject {
   status?: SpcpsStatus;
 }
 
+/**
+ * The informer's transform: what the recorder and the Secret sync read of this node's objects (identity,
+ * the node label, owners, status). Writes always start from a fresh GET, never from the cache.
+ */
+export function trimSpcps(object: KubeObject): Spcps {
+  const { name, namespace, uid, resourceVersion, labels, ownerReferences } = object.metadata;
+  return {
+    apiVersion: object.apiVersion,
+    kind: object.kind,
+    metadata: { name, namespace, uid, resourceVersion, labels, ownerReferences },
+    status: (object as Spcps).status,
+  };
+}
+
 /** `<pod>-<namespace>-<class>`, as upstream names it. */
 export function spcpsName(pod: string, namespace: string, spc: string): string {
   return `${pod}-${namespace}-${spc}`;

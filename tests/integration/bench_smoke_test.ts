@@ -15,10 +15,13 @@ const SPREADS = [
   "publish_latency.baseline.publish_p50_ms",
   "burst.publishes_per_s",
   "burst.publish_p99_ms",
-  "memory.standalone.idle_rss_mib",
-  "memory.standalone.mounted_rss_mib",
-  "memory.kubernetes_client.idle_rss_mib",
-  "memory.kubernetes_client.mounted_rss_mib",
+  "publish_latency_main_ts.publish_p50_ms",
+  "burst_main_ts.publishes_per_s",
+  ...["artifact", "main_ts"].flatMap((program) =>
+    ["standalone", "cluster"].flatMap((mode) =>
+      ["idle_rss_mib", "mounted_rss_mib"].map((figure) => `memory.${program}.${mode}.${figure}`)
+    )
+  ),
   "startup.to_probe_ms",
   "startup.to_first_publish_ms",
   "startup.baseline_deno_empty_exit_ms",
@@ -34,8 +37,13 @@ const NUMBERS = [
   "publish_latency.stage_breakdown.publish.atomic_write",
   "publish_latency.stage_breakdown.unpublish.total",
   "publish_latency.stage_breakdown.steps.read_mountinfo",
-  "memory.standalone.cycles.growth_mib",
-  "memory.kubernetes_client.cycles.growth_mib",
+  ...["artifact", "main_ts"].flatMap((program) =>
+    ["standalone", "cluster"].flatMap((mode) =>
+      ["growth_mib", "peak_rss_mib"].map((figure) => `memory.${program}.${mode}.cycles.${figure}`)
+    )
+  ),
+  "memory.cgroup.cgroup_peak_mib",
+  "memory.cgroup.oom_kills",
   "provider_client.mount_round_trips_per_s_1mib",
   "provider_client.largest_vs_1mib_ms_per_mib",
   "soak.mounts_left",
@@ -79,12 +87,11 @@ Deno.test("bench --quick prints one JSON document with every figure", async () =
   );
   assert.ok(doc.provider_client.sizes.length > 0);
   assert.ok(doc.memory.modules.length > 0 && doc.memory.variants.results.length > 0);
-  assert.ok(
-    "total_mib" in doc.memory.standalone.heap_at_mounted ||
-      "skipped" in doc.memory.standalone.heap_at_mounted,
-  );
+  assert.ok("growth_mib" in doc.memory.heap_growth || "skipped" in doc.memory.heap_growth);
+  assert.equal(doc.memory.cgroup.survived, true);
+  assert.deepEqual(doc.memory.cluster_size.map((s: { spcs: number }) => s.spcs), [0, 20]);
   assert.ok(doc.publish_latency.stage_breakdown.mountinfo_scaling.length === 2);
-  assert.ok(Array.isArray(doc.targets) && doc.targets.length === 8);
+  assert.ok(Array.isArray(doc.targets) && doc.targets.length === 13);
   for (const target of doc.targets) assert.equal(typeof target.met, "boolean");
   assert.ok(Array.isArray(doc.provider_crashes));
   assert.ok(Array.isArray(doc.soak.violations));

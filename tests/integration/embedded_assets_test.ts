@@ -176,6 +176,25 @@ Deno.test("deno task compile: builds a binary that runs, or says in one sentence
         join(out, "no-such-denort")
       }, which is not a file: point it at a denort binary.`,
     );
+
+    // The full deno CLI in place of denort made `deno compile` overflow its stack and leave a temp file.
+    const fullDeno = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "tools/compile.ts", "--output", binary],
+      cwd: ROOT,
+      env: { DENORT_BIN: Deno.execPath() },
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    assert.equal(fullDeno.code, 1);
+    assert.match(
+      new TextDecoder().decode(fullDeno.stderr).trim(),
+      /^DENORT_BIN is set to \S+, which is the full deno CLI, not its runtime: point it at the denort binary of Deno [^\n]+\.$/,
+    );
+    const left = [];
+    for await (const entry of Deno.readDir(out)) {
+      if (entry.name !== "secrets-store-csi") left.push(entry.name);
+    }
+    assert.deepEqual(left, [], "a failed compile left files in the output directory");
   } finally {
     await Deno.remove(out, { recursive: true });
   }

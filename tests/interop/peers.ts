@@ -1,13 +1,11 @@
 /**
  * Runs the peers of the interop tests as child processes: the grpc-go provider and kubelet stand-ins
- * (built by tests/support/go-peers.ts) and the driver itself through its CLI (main.ts). Every process is
+ * (built by tests/support/go-peers.ts) and the driver itself through its CLI (the production bundle,
+ * tests/support/program.ts). Every process is
  * stopped and its pipes drained by `stop()`, so Deno's sanitizers see nothing left behind.
  */
-import { fileURLToPath } from "node:url";
 import { waitUntilListening } from "../../lib/unix-socket.ts";
-
-const REPO = fileURLToPath(new URL("../../", import.meta.url));
-const MAIN = `${REPO}main.ts`;
+import { driverArgs } from "../support/program.ts";
 
 /** A child process that serves something on a unix socket. */
 export interface Server {
@@ -67,12 +65,9 @@ export interface DriverOptions {
   extraArgs?: string[];
 }
 
-/** Starts the driver (`deno run -A main.ts node ...`) and waits until its CSI socket exists. */
+/** Starts the driver (`node ...`) and waits until its CSI socket exists. */
 export async function startDriver(options: DriverOptions): Promise<Server> {
-  const args = [
-    "run",
-    "-A",
-    MAIN,
+  const args = driverArgs([
     "node",
     "--endpoint",
     `unix://${options.endpointSocket}`,
@@ -85,16 +80,16 @@ export async function startDriver(options: DriverOptions): Promise<Server> {
     // Tests run in parallel: an ephemeral port instead of the default :8095.
     "--metrics-addr=127.0.0.1:0",
     ...(options.extraArgs ?? []),
-  ];
+  ]);
   const server = spawnServer(Deno.execPath(), args, options.endpointSocket);
   await waitForSocket(server, options.endpointSocket);
   return server;
 }
 
-/** Starts the embedded local provider (`main.ts provider local`); it serves `<providerVolume>/local.sock`. */
+/** Starts the embedded local provider (`provider local`); it serves `<providerVolume>/local.sock`. */
 export async function startLocalProvider(providerVolume: string, root: string): Promise<Server> {
   const socket = `${providerVolume}/local.sock`;
-  const args = ["run", "-A", MAIN, "provider", "local", "--provider-volume", providerVolume, "--root", root];
+  const args = driverArgs(["provider", "local", "--provider-volume", providerVolume, "--root", root]);
   const server = spawnServer(Deno.execPath(), args, socket);
   await waitForSocket(server, socket);
   return server;
@@ -213,7 +208,7 @@ function spawnServer(cmd: string, args: string[], socket: string): SpawnedServer
 async function waitForSocket(server: SpawnedServer, socket: string): Promise<void> {
   let exited = false;
   server.exited.then(() => exited = true);
-  // Generous: the first `deno run` of main.ts may compile the whole driver.
+  // Generous: the first run may build the bundle.
   if (await waitUntilListening(socket, 60_000, () => exited)) return;
   await server.stop();
   throw new Error(

@@ -9,6 +9,7 @@
  * in parallel (and parallel test runs) wait for one build instead of building the same thing at once.
  */
 import { fileURLToPath } from "node:url";
+import { sha256Hex } from "../../tools/sha256.ts";
 
 /** Paths of the built Go programs. */
 export interface GoPeers {
@@ -126,14 +127,7 @@ async function sourceHash(): Promise<string> {
   for (const file of inputs) {
     parts.push(encoder.encode(`\0${file.slice(REPO.length)}\0`), await Deno.readFile(file));
   }
-  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    all.set(part, offset);
-    offset += part.length;
-  }
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
-  return Array.from(digest.slice(0, 8), (b) => b.toString(16).padStart(2, "0")).join("");
+  return (await sha256Hex(parts)).slice(0, 16);
 }
 
 async function goFiles(dir: string): Promise<string[]> {

@@ -1,6 +1,6 @@
 /**
- * A node for the hardening tests, with the driver as a real child process (`main.ts node`, standalone
- * mode) so that a crash, a SIGKILL or a restart is what it is in production: the test runner survives it
+ * A node for the hardening tests, with the driver as a real child process (`node` of the production
+ * bundle, tests/support/program.ts; standalone mode) so that a crash, a SIGKILL or a restart is what it is in production: the test runner survives it
  * and can check what was left behind. Everything lives under one temp dir that `close()` unmounts and
  * removes.
  */
@@ -11,7 +11,7 @@ import { guardClientSessions } from "../../lib/http2-goaway-guard.ts";
 import { MNT_DETACH, sysUmount2 } from "../../lib/mount/libc.ts";
 import { mountsUnder } from "../../lib/mount/mountinfo.ts";
 
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+import { driverArgs } from "./program.ts";
 
 // The test runner is a gRPC client of processes that the tests stop: guard its sessions (see the module).
 guardClientSessions();
@@ -33,8 +33,14 @@ export interface ChildProcess {
 
 /** Starts `deno run -A [denoFlags] <script> <args>`. */
 export function spawnDeno(script: string, args: string[], denoFlags: string[] = []): ChildProcess {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...denoFlags, script, ...args],
+  return spawnArgs(["run", "-A", ...denoFlags, script, ...args]);
+}
+
+/** Starts `deno <args>`, through `wrap` (e.g. into a cgroup: `[...wrap, deno, ...args]`) if given. */
+function spawnArgs(args: string[], wrap: string[] = []): ChildProcess {
+  const [command, ...prefix] = [...wrap, Deno.execPath()];
+  const child = new Deno.Command(command, {
+    args: [...prefix, ...args],
     stdin: "null",
     stdout: "null",
     stderr: "piped",
@@ -100,9 +106,9 @@ export function spawnDeno(script: string, args: string[], denoFlags: string[] = 
   };
 }
 
-/** Starts `main.ts <args>`. */
-export function spawnMain(args: string[], denoFlags: string[] = []): ChildProcess {
-  return spawnDeno(MAIN, args, denoFlags);
+/** Starts the driver (the production bundle) with `args`, through `wrap` if given. */
+export function spawnMain(args: string[], denoFlags: string[] = [], wrap: string[] = []): ChildProcess {
+  return spawnArgs(driverArgs(args, denoFlags), wrap);
 }
 
 /** The driver's working directories below one temp dir. */
@@ -120,7 +126,7 @@ export interface HardeningNode {
   publishRequest(pod: string, spc: string): NodePublishVolumeRequest;
   /** Mount points below the temp dir. */
   mounts(): Promise<string[]>;
-  /** Starts the driver (`main.ts node`) on `endpoint` and waits until it listens. */
+  /** Starts the driver (`node`) on `endpoint` and waits until it listens. */
   startDriver(extraArgs?: string[], denoFlags?: string[]): Promise<ChildProcess>;
   /** Connects a CSI client to the driver; closed by `close()` if still open. */
   connect(): CsiClient;

@@ -13,6 +13,7 @@ import {
   type KubeClient,
   type KubeList,
   type KubeObject,
+  type ListOptions,
   type ResourceName,
   RESOURCES,
   type WatchEvent,
@@ -143,15 +144,19 @@ export class MemoryKube implements KubeClient {
 
   list<T extends KubeObject = KubeObject>(
     res: ResourceName,
-    options: { namespace?: string; labelSelector?: string } = {},
+    options: ListOptions = {},
   ): Promise<KubeList<T>> {
     return this.#run({ verb: "list", res, namespace: options.namespace }, () => {
       const match = labelMatcher(options.labelSelector);
-      const items = [...this.#table(res).values()]
+      const all = [...this.#table(res).values()]
         .filter((o) => options.namespace === undefined || o.metadata.namespace === options.namespace)
-        .filter(match)
-        .map((o) => structuredClone(o) as T);
-      return { metadata: { resourceVersion: String(this.#version) }, items };
+        .filter(match);
+      // Pages as the API server does: `continue` is the offset of the next page.
+      const start = Number(options.continue ?? "0");
+      const end = options.limit ? start + options.limit : all.length;
+      const items = all.slice(start, end).map((o) => structuredClone(o) as T);
+      const next = end < all.length ? String(end) : undefined;
+      return { metadata: { resourceVersion: String(this.#version), continue: next }, items };
     });
   }
 

@@ -1,6 +1,8 @@
-/** Running the driver's own commands as child processes, as operators and kubelet see them. */
-
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+/**
+ * Running the driver's own commands as child processes, as operators and kubelet see them: the
+ * production bundle (tests/support/program.ts).
+ */
+import { driverArgs } from "./program.ts";
 
 /** The lines of a byte stream (jsr:@std/streams' TextLineStream is not reachable here). */
 async function* linesOf(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
@@ -13,7 +15,7 @@ async function* linesOf(stream: ReadableStream<Uint8Array>): AsyncGenerator<stri
   if (pending !== "") yield pending;
 }
 
-/** A `main.ts` child whose stderr lines are collected. */
+/** A driver child whose stderr lines are collected. */
 export interface DriverProcess {
   child: Deno.ChildProcess;
   /** Every stderr line so far. */
@@ -24,10 +26,10 @@ export interface DriverProcess {
   stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
 }
 
-/** Starts `deno run -A main.ts <args>`, with `env` added to this process's environment. */
+/** Starts the driver (`main.ts`, or the production bundle) with `args`, with `env` added to this process's environment. */
 export function startMain(args: string[], env: Record<string, string> = {}): DriverProcess {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
+    args: driverArgs(args),
     env,
     stdout: "null",
     stderr: "piped",

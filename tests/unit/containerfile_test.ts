@@ -44,18 +44,23 @@ Deno.test("Containerfile: the run stage is distroless glibc with only the binary
   assert.ok(!/mount|util-linux/.test(run.join("\n")), "no mount(8) in the image");
 });
 
-Deno.test(".dockerignore lets in every local module of main.ts's graph", async () => {
-  const allowed = (await read(".dockerignore")).split("\n").filter((l) => l.startsWith("!")).map((l) =>
-    l.slice(1)
-  );
+/** The repository files in `entry`'s module graph, relative to the root. */
+async function localModules(entry: string): Promise<string[]> {
   const info = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json", "main.ts"],
+    args: ["info", "--json", entry],
     cwd: ROOT,
     stdout: "piped",
   }).output();
   const graph = JSON.parse(new TextDecoder().decode(info.stdout)) as { modules: { specifier: string }[] };
-  const local = graph.modules.map((m) => m.specifier).filter((s) => s.startsWith("file://"))
+  return graph.modules.map((m) => m.specifier).filter((s) => s.startsWith("file://"))
     .map((s) => s.slice(ROOT.href.length));
+}
+
+Deno.test(".dockerignore lets in every local module of main.ts's graph", async () => {
+  const allowed = (await read(".dockerignore")).split("\n").filter((l) => l.startsWith("!")).map((l) =>
+    l.slice(1)
+  );
+  const local = await localModules("main.ts");
   assert.ok(local.some((p) => p.endsWith(".proto")), "the protos are in the module graph");
   for (const path of local) {
     assert.ok(
@@ -63,4 +68,29 @@ Deno.test(".dockerignore lets in every local module of main.ts's graph", async (
       `${path} is not in the build context`,
     );
   }
+});
+
+Deno.test(".dockerignore lets in the bundle and compile tools' modules", async () => {
+  const allowed = (await read(".dockerignore")).split("\n").filter((l) => l.startsWith("!")).map((l) =>
+    l.slice(1)
+  );
+  const local = await localModules("tools/compile.ts");
+  assert.ok(local.includes("tools/bundle.ts") && local.includes("tools/production.ts"));
+  for (const path of local) assert.ok(allowed.includes(path), `${path} is not in the build context`);
+  const [build] = await stages();
+  for (const path of local) {
+    assert.ok(build.some((l) => l.startsWith("COPY ") && l.includes(path)), `${path} is not copied`);
+  }
+});
+
+Deno.test("Containerfile: the offline path brings a denort from the build context into the build stage", async () => {
+  assert.ok(
+    (await read(".dockerignore")).split("\n").includes("!denort"),
+    "./denort is kept out of the context",
+  );
+  const [build] = await stages();
+  const copy = build.findIndex((l) => /^COPY \S+ denor\[t\] \.\/$/.test(l));
+  assert.ok(copy >= 0, "no COPY of ./denort (a wildcard, so that a context without it still builds)");
+  assert.ok(copy < build.indexOf("RUN deno task compile"));
+  assert.ok((await read(".gitignore")).split("\n").includes("/denort"), "a local denort is never committed");
 });
