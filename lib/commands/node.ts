@@ -14,7 +14,7 @@ import type { DriverMetrics } from "../metrics.ts";
 import { DRIVER_VERSION } from "../version.ts";
 import type { SpcSource } from "../volume/ports.ts";
 import { acceptsConnections } from "../unix-socket.ts";
-import { DEFAULT_MAX_RSS_BYTES, DEFAULT_STALL_MS, startWatchdog } from "../watchdog.ts";
+import { DEFAULT_MAX_RSS_BYTES, DEFAULT_STALL_SECONDS, startWatchdog } from "../watchdog.ts";
 import { untilTerminated } from "./signals.ts";
 import { createWriter, wireVolumes } from "./wiring.ts";
 
@@ -61,9 +61,9 @@ export async function runNode(config: NodeConfig): Promise<number> {
   const log = createLogger(config.logging);
   // A wedged event loop or runaway memory kills the process so that the DaemonSet restarts it.
   const watchdog = startWatchdog({
-    stallMs: DEFAULT_STALL_MS,
+    stallSeconds: DEFAULT_STALL_SECONDS,
     maxRssBytes: DEFAULT_MAX_RSS_BYTES,
-    json: config.logging.json,
+    log,
   });
   const socketPath = parseEndpoint(config.endpoint);
   const metrics = new PrometheusMetrics();

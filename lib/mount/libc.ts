@@ -29,6 +29,13 @@ const symbols = {
     result: "i32", // int: 0, or -1 with errno set
   },
 
+  alarm: {
+    parameters: [
+      "u32", // unsigned int seconds: 0 cancels
+    ],
+    result: "u32", // unsigned int: seconds left of the previous alarm
+  },
+
   __errno_location: {
     parameters: [],
     result: "pointer", // int *: the calling thread's errno
@@ -102,4 +109,12 @@ export function sysMount(source: string, target: string, fstype: string, flags: 
 export function sysUmount2(target: string, flags: number): void {
   const path = cString(target, "unmount target");
   if (libc().umount2(path, flags) !== 0) throw new SyscallError("umount2", target, errno());
+}
+
+/**
+ * alarm(2): SIGALRM in `seconds` (0 cancels), replacing any pending alarm. Nothing handles SIGALRM, so it
+ * terminates the process (lib/watchdog.ts).
+ */
+export function sysAlarm(seconds: number): void {
+  libc().alarm(seconds);
 }

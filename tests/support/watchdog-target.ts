@@ -4,16 +4,18 @@
  * SETTINGS+GOAWAY wedge), `block` (a synchronous busy loop), `grow` (keeps allocating while the loop
  * turns), or `healthy` (idles for `--seconds`, then stops the watchdog and exits 0).
  *
- *   deno run -A tests/support/watchdog-target.ts --mode MODE [--stall-ms N] [--max-rss-mib N] [--seconds N]
+ *   deno run -A tests/support/watchdog-target.ts --mode MODE [--stall-seconds N] [--max-rss-mib N]
+ *     [--seconds N] [--json]
  */
 import { parseArgs } from "node:util";
+import { createLogger } from "../../lib/log.ts";
 import { startWatchdog } from "../../lib/watchdog.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
   options: {
     mode: { type: "string" },
-    "stall-ms": { type: "string", default: "1000" },
+    "stall-seconds": { type: "string", default: "1" },
     "max-rss-mib": { type: "string", default: "1024" },
     seconds: { type: "string", default: "3" },
     json: { type: "boolean", default: false },
@@ -21,12 +23,12 @@ const { values } = parseArgs({
 });
 
 const watchdog = startWatchdog({
-  stallMs: Number(values["stall-ms"]),
+  stallSeconds: Number(values["stall-seconds"]),
   maxRssBytes: Number(values["max-rss-mib"]) * 1024 * 1024,
-  json: values.json,
+  log: createLogger({ json: values.json, verbosity: 0 }),
   intervalMs: 100,
 });
-// Let the worker start and see a few beats before misbehaving.
+// A few beats before misbehaving.
 await new Promise((resolve) => setTimeout(resolve, 500));
 console.error("armed");
 
