@@ -293,9 +293,10 @@ function toMountResponse(caller: Caller, response: WireMountResponse): MountResp
   const who = `provider ${JSON.stringify(caller.provider)}`;
   const code = response.error?.code ?? "";
   if (code !== "") {
-    // The provider's error code is its failure reason (e.g. a cloud API's error name): report it as such.
+    // The provider's error code is its failure reason (e.g. a cloud API's error name): report it as such,
+    // with UNKNOWN (an error from another system), as upstream does.
     throw new ProviderCallError(
-      GrpcStatus.INTERNAL,
+      GrpcStatus.UNKNOWN,
       `${who} failed Mount${caller.forPod} with error code ${JSON.stringify(code)}`,
       code,
     );

@@ -117,7 +117,7 @@ Deno.test("provider failures are clear gRPC errors naming the pod and provider, 
     await assertPublishFails(d, "pod-n", status.INVALID_ARGUMENT, /\.\.\/etc/, "spc-bad-name");
 
     d.provider.queue({ errorCode: "AccessDenied" });
-    await assertPublishFails(d, "pod-e", status.INTERNAL, /AccessDenied/);
+    await assertPublishFails(d, "pod-e", status.UNKNOWN, /AccessDenied/);
     await assertPublishFails(d, "pod-e", status.NOT_FOUND, /default\/nope/, "nope");
   }));
 
