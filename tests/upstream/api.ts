@@ -11,8 +11,11 @@ import { startApiServer } from "../support/apiserver.ts";
 export interface Api {
   /** What serves the API, for messages. */
   kind: "cluster" | "standin";
-  /** kubeconfig file the drivers use. */
-  driverKubeconfig: string;
+  /**
+   * kubeconfig file a side's driver uses: ours the driver's ServiceAccount (manifests/ RBAC); upstream
+   * the admin account, since its controller-runtime caches list and watch more than manifests/ grants.
+   */
+  kubeconfig(side: "upstream" | "ours"): string;
   /** Creates or replaces `object`. */
   apply(object: Record<string, unknown>): Promise<void>;
   /** Objects of `resource` (plural, or plural.group) in `namespace`, optionally matching a label selector. */
@@ -34,7 +37,7 @@ async function startStandin(): Promise<Api> {
   await Deno.writeTextFile(kubeconfig, server.kubeconfig());
   return {
     kind: "standin",
-    driverKubeconfig: kubeconfig,
+    kubeconfig: () => kubeconfig,
     apply(object) {
       if (object.kind !== "Namespace") server.put(object as never);
       return Promise.resolve();
@@ -90,7 +93,7 @@ async function startCluster(): Promise<Api> {
   const kubectl = await kubectlPath();
   return {
     kind: "cluster",
-    driverKubeconfig: join(dir, "driver.kubeconfig"),
+    kubeconfig: (side) => join(dir, side === "ours" ? "driver.kubeconfig" : "admin.kubeconfig"),
     async apply(object) {
       await run(kubectl, ["--kubeconfig", admin, "apply", "-f", "-"], JSON.stringify(object));
     },

@@ -73,18 +73,38 @@ function spcs(namespace: string): Record<string, unknown>[] {
   ];
 }
 
-/** Pods, one per volume of the scenario. */
-const PODS = ["app", "echo", "unavailable", "denied", "escape", "missing", "writable"];
+/** Pods, one per volume of the scenario, and the SecretProviderClass each one's volume names. */
+const PODS: Record<string, string> = {
+  app: "local-spc",
+  echo: "echo-spc",
+  unavailable: "unavailable-spc",
+  denied: "denied-spc",
+  escape: "escape-spc",
+  missing: "no-such-spc",
+  writable: "local-spc",
+};
+
+/** The pod's volume: its name is in kubelet's target path, and upstream's Secret sync checks both. */
+const volumeName = (pod: string) => `${pod}-vol`;
 
 function podObject(name: string, namespace: string, nodeName: string): Record<string, unknown> {
   return {
     apiVersion: "v1",
     kind: "Pod",
+    // The stand-in keeps a given uid; a real API server assigns its own (read back in prepare()).
     metadata: { name, namespace, uid: `uid-${name}-${namespace}` },
     spec: {
       nodeName,
       automountServiceAccountToken: false,
       containers: [{ name: "app", image: "registry.invalid/app:1" }],
+      volumes: [{
+        name: volumeName(name),
+        csi: {
+          driver: "secrets-store.csi.k8s.io",
+          readOnly: true,
+          volumeAttributes: { secretProviderClass: PODS[name] },
+        },
+      }],
     },
   };
 }
@@ -101,7 +121,7 @@ async function prepare(api: Api, side: Side): Promise<Run> {
   await api.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
   await api.apply({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "default", namespace: ns } });
   for (const spc of spcs(ns)) await api.apply(spc);
-  for (const pod of PODS) await api.apply(podObject(pod, ns, side.nodeName));
+  for (const pod of Object.keys(PODS)) await api.apply(podObject(pod, ns, side.nodeName));
   const uids: Record<string, string> = {};
   for (const pod of await api.list("pods", ns)) {
     const meta = pod.metadata as { name: string; uid: string };
@@ -113,19 +133,10 @@ async function prepare(api: Api, side: Side): Promise<Run> {
 
 /** The scenario's publish requests, by pod. */
 function publishOptions(run: Run, pod: string, target: string): KubeletOptions {
-  const spc: Record<string, string> = {
-    app: "local-spc",
-    echo: "echo-spc",
-    unavailable: "unavailable-spc",
-    denied: "denied-spc",
-    escape: "escape-spc",
-    missing: "no-such-spc",
-    writable: "local-spc",
-  };
   return {
     targetPath: target,
     volumeId: `csi-${pod}`,
-    spc: spc[pod],
+    spc: PODS[pod],
     podName: pod,
     podUid: run.uids[pod],
     readonly: pod !== "writable",
@@ -180,7 +191,7 @@ Deno.test("upstream v1.6.0 and this driver answer the same CSI calls the same wa
   const sides: Side[] = [];
   try {
     for (const name of ["upstream", "ours"] as SideName[]) {
-      sides.push(await startSide({ name, kubeconfig: api.driverKubeconfig, localFiles: LOCAL_FILES }));
+      sides.push(await startSide({ name, kubeconfig: api.kubeconfig(name), localFiles: LOCAL_FILES }));
     }
     const [up, ours] = await Promise.all(sides.map((side) => prepare(api, side)));
     const runs: [Run, Run] = [up, ours];
@@ -202,7 +213,7 @@ Deno.test("upstream v1.6.0 and this driver answer the same CSI calls the same wa
     const targets = new Map<Run, Record<string, string>>();
     for (const run of runs) {
       const t: Record<string, string> = {};
-      for (const pod of PODS) t[pod] = await run.side.target(pod, `${pod}-vol`);
+      for (const pod of Object.keys(PODS)) t[pod] = await run.side.target(run.uids[pod], volumeName(pod));
       targets.set(run, t);
     }
     const target = (run: Run, pod: string) => targets.get(run)![pod];

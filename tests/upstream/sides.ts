@@ -56,9 +56,9 @@ export interface Side {
   namespace: string;
   socket: string;
   metricsUrl: string;
-  /** kubelet's target path for volume `volume` of pod `pod` (the pod directory is created). */
-  target(pod: string, volume: string): Promise<string>;
-  /** Runs one kubelet step; `pod` fills the pod fields (name = uid's owner in this side's namespace). */
+  /** kubelet's target path for volume `volume` of the pod with uid `uid` (its parent is created). */
+  target(uid: string, volume: string): Promise<string>;
+  /** Runs one kubelet step in this side's namespace. */
   kubelet(
     step: "identity" | "publish" | "unpublish",
     options?: KubeletOptions,
@@ -102,6 +102,9 @@ export async function startSide(options: SideOptions): Promise<Side> {
       await logging;
     }
     for (const server of servers.reverse()) await server.stop();
+    // SSCSI_DIFF_LOGS=DIR keeps each driver's whole log as DIR/<side>.log.
+    const keep = Deno.env.get("SSCSI_DIFF_LOGS");
+    if (keep) await Deno.writeTextFile(join(keep, `${name}.log`), log);
     for (const mount of (await mountsUnder(dir)).reverse()) sysUmount2(mount.mountPoint, MNT_DETACH);
     await Deno.remove(dir, { recursive: true });
   };
@@ -150,8 +153,8 @@ export async function startSide(options: SideOptions): Promise<Side> {
       namespace: `diff-${name}`,
       socket,
       metricsUrl: `http://127.0.0.1:${port}/metrics`,
-      async target(pod, volume) {
-        const volumeDir = join(dir, "pods", `uid-${pod}`, "volumes", "kubernetes.io~csi", volume);
+      async target(uid, volume) {
+        const volumeDir = join(dir, "pods", uid, "volumes", "kubernetes.io~csi", volume);
         await Deno.mkdir(volumeDir, { recursive: true });
         return join(volumeDir, "mount");
       },
