@@ -5,6 +5,7 @@
  * (tests/unit/upstream_differences_test.ts checks it; `deno run tests/upstream/differences.ts` prints it).
  */
 import type { Difference } from "./observe.ts";
+import listedJson from "./differences.json" with { type: "json" };
 
 export type { Difference } from "./observe.ts";
 
@@ -26,13 +27,13 @@ export interface Listed {
   why: string;
 }
 
-const FILE = new URL("./differences.json", import.meta.url);
 export const README_BEGIN =
   "<!-- upstream-differences:begin (generated from tests/upstream/differences.json) -->";
 export const README_END = "<!-- upstream-differences:end -->";
 
-export async function loadListed(): Promise<Listed[]> {
-  return JSON.parse(await Deno.readTextFile(FILE));
+/** Every entry of differences.json. */
+export function listedDifferences(): Listed[] {
+  return listedJson as Listed[];
 }
 
 function matches(pattern: Pattern, value: string | null): boolean {
@@ -77,4 +78,4 @@ export function renderReadmeBlock(listed: Listed[]): string {
     .join("\n");
 }
 
-if (import.meta.main) console.log(renderReadmeBlock(await loadListed()));
+if (import.meta.main) console.log(renderReadmeBlock(listedDifferences()));
