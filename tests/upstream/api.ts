@@ -16,8 +16,8 @@ export interface Api {
    * the admin account, since its controller-runtime caches list and watch more than manifests/ grants.
    */
   kubeconfig(side: "upstream" | "ours"): string;
-  /** Creates or replaces `object`. */
-  apply(object: Record<string, unknown>): Promise<void>;
+  /** Creates or replaces each of `objects`, in order. */
+  apply(...objects: Record<string, unknown>[]): Promise<void>;
   /** Objects of `resource` (plural, or plural.group) in `namespace`, optionally matching a label selector. */
   list(resource: string, namespace: string, labelSelector?: string): Promise<Record<string, unknown>[]>;
   close(): Promise<void>;
@@ -38,8 +38,8 @@ async function startStandin(): Promise<Api> {
   return {
     kind: "standin",
     kubeconfig: () => kubeconfig,
-    apply(object) {
-      if (object.kind !== "Namespace") server.put(object as never);
+    apply(...objects) {
+      for (const object of objects) if (object.kind !== "Namespace") server.put(object as never);
       return Promise.resolve();
     },
     list(resource, namespace, labelSelector) {
@@ -94,8 +94,9 @@ async function startCluster(): Promise<Api> {
   return {
     kind: "cluster",
     kubeconfig: (side) => join(dir, side === "ours" ? "driver.kubeconfig" : "admin.kubeconfig"),
-    async apply(object) {
-      await run(kubectl, ["--kubeconfig", admin, "apply", "-f", "-"], JSON.stringify(object));
+    async apply(...objects) {
+      const list = { apiVersion: "v1", kind: "List", items: objects };
+      await run(kubectl, ["--kubeconfig", admin, "apply", "-f", "-"], JSON.stringify(list));
     },
     async list(resource, namespace, labelSelector) {
       const args = ["--kubeconfig", admin, "get", resource, "-n", namespace, "-o", "json"];

@@ -119,9 +119,11 @@ interface Run {
 async function prepare(api: Api, side: Side): Promise<Run> {
   const ns = side.namespace;
   await api.apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
-  await api.apply({ apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "default", namespace: ns } });
-  for (const spc of spcs(ns)) await api.apply(spc);
-  for (const pod of Object.keys(PODS)) await api.apply(podObject(pod, ns, side.nodeName));
+  await api.apply(
+    { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "default", namespace: ns } },
+    ...spcs(ns),
+    ...Object.keys(PODS).map((pod) => podObject(pod, ns, side.nodeName)),
+  );
   const uids: Record<string, string> = {};
   for (const pod of await api.list("pods", ns)) {
     const meta = pod.metadata as { name: string; uid: string };

@@ -5,6 +5,7 @@
  * talking to one API server. Steps are made through the grpc-go kubelet stand-in, as kubelet makes them.
  */
 import { join } from "node:path";
+import { connectCsi } from "../../lib/csi/client.ts";
 import { MNT_DETACH, sysUmount2 } from "../../lib/mount/libc.ts";
 import { mountsUnder } from "../../lib/mount/mountinfo.ts";
 import { goPeers } from "../support/go-peers.ts";
@@ -51,6 +52,10 @@ function freePort(): number {
 /** A running side. */
 export interface Side {
   name: SideName;
+  /** The driver's process id. */
+  pid: number;
+  /** From spawning the driver to its first answered Probe, in ms. */
+  startupMs: number;
   dir: string;
   nodeName: string;
   namespace: string;
@@ -76,6 +81,8 @@ export interface SideOptions {
   kubeconfig: string;
   /** Files the `local` provider serves (relative path → contents). */
   localFiles: Record<string, string>;
+  /** Also start the grpc-go providers of GO_PROVIDERS (default true; the bench needs only `local`). */
+  goProviders?: boolean;
 }
 
 /** Starts a side's providers and driver. */
@@ -112,12 +119,14 @@ export async function startSide(options: SideOptions): Promise<Side> {
   const nodeName = `node-${name}`;
   const port = freePort();
   try {
-    const { provider: goProvider, kubelet } = await goPeers();
     servers.push(await startLocalProvider(providerDir, root));
-    for (const [socketName, providerOptions] of Object.entries(GO_PROVIDERS)) {
-      servers.push(
-        await startGoProvider(goProvider, join(providerDir, `${socketName}.sock`), providerOptions),
-      );
+    if (options.goProviders !== false) {
+      const { provider: goProvider } = await goPeers();
+      for (const [socketName, providerOptions] of Object.entries(GO_PROVIDERS)) {
+        servers.push(
+          await startGoProvider(goProvider, join(providerDir, `${socketName}.sock`), providerOptions),
+        );
+      }
     }
     await Deno.mkdir(join(dir, "plugins"));
     const args = [
@@ -141,13 +150,17 @@ export async function startSide(options: SideOptions): Promise<Side> {
         stdout: "null",
         stderr: "piped",
       });
+    const spawned = performance.now();
     driver = command.spawn();
     logging = (async () => {
       for await (const chunk of driver!.stderr.pipeThrough(new TextDecoderStream())) log += chunk;
     })();
-    await waitForIdentity(kubelet, socket, driver, () => log);
+    await waitForProbe(socket, driver, () => log);
+    const startupMs = performance.now() - spawned;
     const side: Side = {
       name,
+      pid: driver.pid,
+      startupMs,
       dir,
       nodeName,
       namespace: `diff-${name}`,
@@ -159,6 +172,7 @@ export async function startSide(options: SideOptions): Promise<Side> {
         return join(volumeDir, "mount");
       },
       async kubelet(step, kubeletOptions = {}) {
+        const { kubelet } = await goPeers();
         const result = await runKubelet(kubelet, socket, step, {
           podNamespace: side.namespace,
           ...kubeletOptions,
@@ -179,23 +193,24 @@ export async function startSide(options: SideOptions): Promise<Side> {
   }
 }
 
-/** Waits until the driver answers GetPluginInfo (upstream needs its caches first), or fails with its log. */
-async function waitForIdentity(
-  kubelet: string,
-  socket: string,
-  driver: Deno.ChildProcess,
-  log: () => string,
-): Promise<void> {
+/** Waits until the driver answers Probe (upstream needs its caches first), or fails with its log. */
+async function waitForProbe(socket: string, driver: Deno.ChildProcess, log: () => string): Promise<void> {
   let exited = false;
   driver.status.then(() => exited = true);
   const deadline = Date.now() + 90_000;
   while (Date.now() < deadline && !exited) {
-    const exists = await Deno.lstat(socket).then(() => true, () => false);
-    if (exists) {
-      const result = await runKubelet(kubelet, socket, "identity", {});
-      if (result.exitCode === 0) return;
+    if (await Deno.lstat(socket).then(() => true, () => false)) {
+      const client = connectCsi(`unix://${socket}`);
+      try {
+        await client.probe();
+        return;
+      } catch {
+        /* not serving yet */
+      } finally {
+        client.close();
+      }
     }
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await new Promise((resolve) => setTimeout(resolve, 20));
   }
   throw new Error(
     `the driver did not answer on ${socket}${exited ? " (it exited)" : " within 90 s"}:\n${log()}`,
