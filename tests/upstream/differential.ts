@@ -249,10 +249,14 @@ Deno.test("upstream v1.6.0 and this driver answer the same CSI calls the same wa
     };
     await step("after publishes", "spcps", async (r) => spcpsObservation(r, await eventually(spcps(r))));
     await step("after publishes", "secret", async (r) => {
-      const secrets = await eventually(async () =>
-        (await api.list("secrets", r.side.namespace)).filter((s) =>
-          (s.metadata as { name: string }).name === "echo-synced"
-        )
+      // Upstream creates the Secret, then its patcher adds the owner reference (every 5 s): wait for both.
+      const secrets = await eventually(
+        async () =>
+          (await api.list("secrets", r.side.namespace)).filter((s) => {
+            const meta = s.metadata as { name: string; ownerReferences?: unknown[] };
+            return meta.name === "echo-synced" && (meta.ownerReferences ?? []).length > 0;
+          }),
+        30_000,
       );
       return flatten(secrets.map((s) => comparableObject(s, r.placeholders)), "echo-synced");
     });

@@ -92,6 +92,7 @@ export async function startSide(options: SideOptions): Promise<Side> {
   const providerDir = join(dir, "providers");
   const root = join(dir, "local-root");
   await Deno.mkdir(providerDir);
+  await Deno.mkdir(root);
   for (const [path, contents] of Object.entries(options.localFiles)) {
     await Deno.mkdir(join(root, path, ".."), { recursive: true });
     await Deno.writeTextFile(join(root, path), contents);
