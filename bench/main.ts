@@ -45,6 +45,7 @@ function memoryRows(memory: MemoryResult): [string, Spread | number][] {
   ]);
   return rows;
 }
+import { benchUpstream, upstreamBenchOptions } from "./upstream.ts";
 
 /** Progress on stderr, so stdout stays one JSON document. */
 function progress(text: string): void {
@@ -62,7 +63,12 @@ async function timed<T>(name: string, work: () => Promise<T>): Promise<T> {
 async function run(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
-    options: { quick: { type: "boolean" }, out: { type: "string" }, note: { type: "string" } },
+    options: {
+      quick: { type: "boolean" },
+      out: { type: "string" },
+      note: { type: "string" },
+      upstream: { type: "boolean" },
+    },
   });
   if (Deno.uid() !== 0) throw new Error("the bench mounts tmpfs and needs root: run it as root");
   const quick = values.quick === true || Deno.env.get("BENCH_QUICK") === "1";
@@ -103,6 +109,13 @@ async function run(args: string[]): Promise<void> {
     const memory = await timed("3. memory", () => benchMemory(world, options));
     const soak = await timed("7. soak", () => benchSoak(options.soakCycles, options.soakWarmup, 1));
     await world.ensureProvider();
+    // --upstream: the same figures for upstream v1.6.0 and this driver against a real API server (upstream.ts).
+    const upstreamComparison = values.upstream
+      ? await timed(
+        "8. upstream column",
+        () => benchUpstream(upstreamBenchOptions(quick, (n) => Deno.env.get(n))),
+      )
+      : undefined;
 
     const targets = checkTargets({ publish, burst, publishMainTs, burstMainTs, memory, startup });
     const result = {
@@ -123,6 +136,7 @@ async function run(args: string[]): Promise<void> {
       republish,
       provider_client: provider,
       soak,
+      upstream_comparison: upstreamComparison,
       targets,
       provider_crashes: world.providerCrashes,
     };

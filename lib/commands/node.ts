@@ -16,6 +16,7 @@ import type { DriverMetrics } from "../metrics.ts";
 import { DRIVER_VERSION } from "../version.ts";
 import type { MountedVolumes, SpcSource } from "../volume/ports.ts";
 import { acceptsConnections } from "../unix-socket.ts";
+import { DEFAULT_MAX_RSS_BYTES, DEFAULT_STALL_SECONDS, startWatchdog } from "../watchdog.ts";
 import { untilTerminated } from "./signals.ts";
 import { createWriter, wireVolumes } from "./wiring.ts";
 
@@ -63,6 +64,12 @@ async function warnAboutSwap(log: Logger): Promise<void> {
 /** Runs the node plugin until SIGTERM/SIGINT; resolves with the exit code. */
 export async function runNode(config: NodeConfig): Promise<number> {
   const log = createLogger(config.logging);
+  // A wedged event loop or runaway memory kills the process so that the DaemonSet restarts it.
+  const watchdog = startWatchdog({
+    stallSeconds: DEFAULT_STALL_SECONDS,
+    maxRssBytes: DEFAULT_MAX_RSS_BYTES,
+    log,
+  });
   routeGrpcLogs(log, config.logging.verbosity);
   const socketPath = parseEndpoint(config.endpoint);
   const metrics = new PrometheusMetrics();
@@ -113,6 +120,7 @@ export async function runNode(config: NodeConfig): Promise<number> {
   });
   const signal = await untilTerminated();
   log.info("shutting down", { signal });
+  watchdog.stop();
   health?.stop();
   await server.shutdown(SHUTDOWN_GRACE_MS);
   await kubernetes?.stop();

@@ -1,14 +1,15 @@
 /**
  * The CSI gRPC server on kubelet's unix socket: registers the Identity, Node and Controller services, turns
- * every failure into a gRPC status (DriverError keeps its code, anything else is INTERNAL), logs each call,
- * and shuts down gracefully.
+ * every failure into a gRPC status (DriverError keeps its code, anything else is INTERNAL, and a publish
+ * answers final codes only: lib/csi/codes.ts), logs each call, and shuts down gracefully.
  */
 import * as grpc from "@grpc/grpc-js";
-import { DriverError, GrpcStatus, grpcStatusName, messageOf } from "../errors.ts";
-import { guardServerSessions } from "../http2-goaway-guard.ts";
+import { DriverError, GrpcStatus, grpcStatusName, invalidArgument, messageOf } from "../errors.ts";
+import { guardServerSessions, http2ServersOf } from "../http2-goaway-guard.ts";
 import type { Logger } from "../log.ts";
-import { csiServices } from "../proto.ts";
+import { csiServices, invalidUtf8Field } from "../proto.ts";
 import type { VolumeService } from "../volume/ports.ts";
+import { publishFailureCode } from "./codes.ts";
 import { controllerHandlers } from "./controller.ts";
 import { prepareSocketPath, removeSocket } from "../unix-socket.ts";
 import { parseEndpoint } from "./endpoint.ts";
@@ -24,6 +25,13 @@ export const SOCKET_MODE = 0o600;
 /** How long shutdown lets in-flight calls finish before closing their connections. */
 export const DEFAULT_GRACE_MS = 10_000;
 
+/**
+ * A connection that has not sent the HTTP/2 preface (and its SETTINGS) by then is closed, as grpc-go's
+ * server does (its ConnectionTimeout); otherwise anyone who can open the socket can hold connections open
+ * forever.
+ */
+export const PREFACE_TIMEOUT_MS = 120_000;
+
 /** What the CSI server is built from. */
 export interface CsiServerOptions {
   /** `--endpoint`, e.g. `unix:///csi/csi.sock`. */
@@ -35,6 +43,8 @@ export interface CsiServerOptions {
   log: Logger;
   /** Readiness reported by Probe; ready when absent. */
   ready?: () => Promise<boolean>;
+  /** PREFACE_TIMEOUT_MS unless a test shortens it; not a user setting. */
+  prefaceTimeoutMs?: number;
 }
 
 /** A running CSI server. */
@@ -64,9 +74,11 @@ function callFields(request: unknown): Record<string, string> {
   return fields;
 }
 
-function toStatus(err: unknown): { code: grpc.status; details: string } {
-  if (err instanceof DriverError) return { code: err.code, details: err.message };
-  return { code: GrpcStatus.INTERNAL, details: messageOf(err) };
+/** The status `method` fails with: a DriverError keeps its code (final codes only for a publish). */
+function toStatus(method: string, err: unknown): { code: grpc.status; details: string } {
+  if (!(err instanceof DriverError)) return { code: GrpcStatus.INTERNAL, details: messageOf(err) };
+  const code = method === "NodePublishVolume" ? publishFailureCode(err.code) : err.code;
+  return { code, details: err.message };
 }
 
 /** Wraps each handler as a grpc-js unary call with error mapping and per-call logging. */
@@ -85,11 +97,16 @@ function unaryImplementation(
       const started = performance.now();
       const fields = { method, ...callFields(call.request) };
       try {
+        const invalid = invalidUtf8Field(call.request);
+        // Decoded lossily, the string would name another path or key than kubelet sent (lib/proto.ts).
+        if (invalid !== undefined) {
+          throw invalidArgument(`${invalid} in the ${name} request is not valid UTF-8`);
+        }
         const response = await handler(call.request);
         log.info("gRPC call", { ...fields, durationMs: Math.round(performance.now() - started) }, 2);
         callback(null, response);
       } catch (err) {
-        const { code, details } = toStatus(err);
+        const { code, details } = toStatus(name, err);
         log.error("gRPC call failed", {
           ...fields,
           code: grpcStatusName(code),
@@ -110,6 +127,23 @@ function bind(server: grpc.Server, socketPath: string): Promise<void> {
       else resolve();
     });
   });
+}
+
+/** Closes every connection to `server` that has not sent its HTTP/2 preface within `timeoutMs`. */
+function closeSilentConnections(server: grpc.Server, timeoutMs: number, log: Logger): void {
+  for (const h2 of http2ServersOf(server)) {
+    // Deno emits `session` as the connection is accepted and `remoteSettings` once the preface arrived.
+    h2.on("session", (session) => {
+      const timer = setTimeout(() => {
+        log.info("closing a CSI connection that sent no HTTP/2 preface", { timeoutMs }, 2);
+        session.destroy();
+      }, timeoutMs);
+      Deno.unrefTimer(timer);
+      const settled = () => clearTimeout(timer);
+      session.once("remoteSettings", settled);
+      session.once("close", settled);
+    });
+  }
 }
 
 /** Closes `server`, forcing it closed when in-flight calls outlast `graceMs`. */
@@ -149,6 +183,7 @@ export async function startCsiServer(options: CsiServerOptions): Promise<CsiServ
     await bind(server, socketPath);
     // Deno 2.9.6 can crash when a client that made many calls hangs up (denoland/deno#36788).
     guardServerSessions(server);
+    closeSilentConnections(server, options.prefaceTimeoutMs ?? PREFACE_TIMEOUT_MS, log);
     await Deno.chmod(socketPath, SOCKET_MODE);
   } catch (err) {
     server.forceShutdown();

@@ -116,6 +116,13 @@ const symbols = {
     optional: true,
   },
 
+  alarm: {
+    parameters: [
+      "u32", // unsigned int seconds: 0 cancels
+    ],
+    result: "u32", // unsigned int: seconds left of the previous alarm
+  },
+
   __errno_location: {
     parameters: [],
     result: "pointer", // int *: the calling thread's errno
@@ -307,4 +314,12 @@ export function fdPath(fd: number): string {
 export function sysUmount2(target: string, flags: number, shown = target): void {
   const path = cString(target, "unmount target");
   if (libc().umount2(path, flags) !== 0) throw new SyscallError("umount2", shown, errno());
+}
+
+/**
+ * alarm(2): SIGALRM in `seconds` (0 cancels), replacing any pending alarm. Nothing handles SIGALRM, so it
+ * terminates the process (lib/watchdog.ts).
+ */
+export function sysAlarm(seconds: number): void {
+  libc().alarm(seconds);
 }

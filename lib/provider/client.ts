@@ -12,7 +12,7 @@ import { DriverError, GrpcStatus, grpcStatusName, toDriverError } from "../error
 import { guardClientSessions } from "../http2-goaway-guard.ts";
 import { sleep } from "../sleep.ts";
 import type { Logger } from "../log.ts";
-import { providerService } from "../proto.ts";
+import { invalidUtf8Field, providerService } from "../proto.ts";
 import type { CallContext, MountRequest, MountResponse, ProviderCaller } from "../volume/ports.ts";
 import { findProviderSocket } from "./discovery.ts";
 import {
@@ -39,6 +39,9 @@ export const DEFAULT_RETRY: Required<RetryPolicy> = {
   maxMs: 10_000,
   multiplier: 1.1,
 };
+
+/** grpc-js's deadline timer may fire a little before Date.now() reaches the deadline. */
+const DEADLINE_SLACK_MS = 20;
 
 /** Publish error reasons as upstream reports them (pkg/errors), besides a provider's own error codes. */
 export const ProviderErrorReason = {
@@ -177,13 +180,28 @@ export class ProviderClient implements ProviderCaller {
     const stub = await this.#connect(caller);
     if (Date.now() >= deadline) throw deadlineError(caller, method, timeoutMs);
     const rpc = (stub[method] as Unary<Methods[M][0], Methods[M][1]>).bind(stub);
+    let response: Methods[M][1];
     try {
-      return await new Promise<Methods[M][1]>((resolve, reject) =>
+      response = await new Promise<Methods[M][1]>((resolve, reject) =>
         rpc(request, { deadline }, (err, response) => err ? reject(err) : resolve(response!))
       );
     } catch (err) {
-      throw this.#callError(caller, method, err as grpc.ServiceError, timeoutMs, textBytes(request));
+      const failure = err as grpc.ServiceError;
+      throw this.#callError(caller, method, failure, deadline, timeoutMs, textBytes(request));
     }
+    const invalid = invalidUtf8Field(response);
+    if (invalid !== undefined) {
+      // Decoded lossily, a file name would silently be another one (lib/proto.ts).
+      throw new ProviderCallError(
+        GrpcStatus.INTERNAL,
+        `provider ${
+          JSON.stringify(caller.provider)
+        } answered ${method}${caller.forPod} with invalid UTF-8 in ` +
+          `${method}Response.${invalid}`,
+        ProviderErrorReason.grpc,
+      );
+    }
+    return response;
   }
 
   /** The provider's cached channel, replaced when its socket moved or the channel failed. */
@@ -230,13 +248,17 @@ export class ProviderClient implements ProviderCaller {
     caller: Caller,
     method: string,
     err: grpc.ServiceError,
+    deadline: number,
     timeoutMs: number,
     requestBytes: number,
   ): ProviderCallError {
     const { provider, forPod } = caller;
     const who = `provider ${JSON.stringify(provider)}`;
     const grpcReason = ProviderErrorReason.grpc;
-    if (err.code === GrpcStatus.DEADLINE_EXCEEDED) return deadlineError(caller, method, timeoutMs, err);
+    // Only our own deadline "did not answer within": a provider may answer DEADLINE_EXCEEDED at once.
+    if (err.code === GrpcStatus.DEADLINE_EXCEEDED && Date.now() >= deadline - DEADLINE_SLACK_MS) {
+      return deadlineError(caller, method, timeoutMs, err);
+    }
     const tooLarge = /Received message larger than max \((\d+) vs\.? (\d+)\)/.exec(err.details ?? "");
     if (err.code === GrpcStatus.RESOURCE_EXHAUSTED && tooLarge && requestBytes > Number(tooLarge[2])) {
       // Our request cannot have fit under the limit named: the provider refused it, it did not answer.
@@ -271,9 +293,10 @@ function toMountResponse(caller: Caller, response: WireMountResponse): MountResp
   const who = `provider ${JSON.stringify(caller.provider)}`;
   const code = response.error?.code ?? "";
   if (code !== "") {
-    // The provider's error code is its failure reason (e.g. a cloud API's error name): report it as such.
+    // The provider's error code is its failure reason (e.g. a cloud API's error name): report it as such,
+    // with UNKNOWN (an error from another system), as upstream does.
     throw new ProviderCallError(
-      GrpcStatus.INTERNAL,
+      GrpcStatus.UNKNOWN,
       `${who} failed Mount${caller.forPod} with error code ${JSON.stringify(code)}`,
       code,
     );

@@ -1,7 +1,8 @@
 /**
  * Providers that break the gRPC conversation: an answer over the receive limit, a socket that speaks
  * garbage, one that accepts and never answers, one that hangs up mid-request. Each publish fails with a
- * clear error naming the provider and the pod, leaves no mount, and the driver serves on. Needs root.
+ * clear error naming the provider and the pod, leaves no mount, and the driver serves on. Every failure
+ * is final (UNKNOWN): the driver has unmounted, nothing is in progress (lib/csi/codes.ts). Needs root.
  */
 import assert from "node:assert/strict";
 import { status } from "@grpc/grpc-js";
@@ -81,11 +82,11 @@ const hangUpMidRequest: RawBehaviour = async (conn) => {
   conn.close();
 };
 
-Deno.test("a provider answer over --max-call-recv-msg-size is RESOURCE_EXHAUSTED naming the flag", () =>
+Deno.test("a provider answer over --max-call-recv-msg-size is a final error naming the flag", () =>
   withTestDriver(async (d) => {
     d.provider.behaviour = { files: [{ path: "big", contents: new Uint8Array(100 * 1024) }] };
     const err = await publishFailure(d, "big", "spc-test");
-    assert.equal(err.code, status.RESOURCE_EXHAUSTED, err.details);
+    assert.equal(err.code, status.UNKNOWN, err.details);
     assert.match(err.details, /provider "test" answered Mount for pod default\/big with a \d+-byte message/);
     assert.match(err.details, /over the 65536-byte limit; raise --max-call-recv-msg-size/);
     await assertNothingLeft(d, "big");
@@ -93,11 +94,11 @@ Deno.test("a provider answer over --max-call-recv-msg-size is RESOURCE_EXHAUSTED
     await assertServing(d, "after-big");
   }, { provider: { maxRecvBytes: 64 * 1024 } }));
 
-Deno.test("a socket that answers with garbage bytes is a clean UNAVAILABLE error", () =>
+Deno.test("a socket that answers with garbage bytes is a clean final error", () =>
   withTestDriver((d) =>
     withRawProvider(d, "garbage", garbage, async () => {
       const err = await publishFailure(d, "garbage", "spc-garbage");
-      assert.equal(err.code, status.UNAVAILABLE, err.details);
+      assert.equal(err.code, status.UNKNOWN, err.details);
       assert.match(err.details, /provider "garbage" failed Mount for pod default\/garbage: /);
       await assertNothingLeft(d, "garbage");
       await assertServing(d, "after-garbage");
@@ -107,7 +108,7 @@ Deno.test("a socket that accepts and never answers fails at the deadline, naming
   withTestDriver((d) =>
     withRawProvider(d, "silent", silent, async () => {
       const err = await publishFailure(d, "silent", "spc-silent");
-      assert.equal(err.code, status.DEADLINE_EXCEEDED, err.details);
+      assert.equal(err.code, status.UNKNOWN, err.details);
       assert.match(
         err.details,
         /provider "silent" did not answer Mount for pod default\/silent within 1\.5s/,
@@ -116,12 +117,37 @@ Deno.test("a socket that accepts and never answers fails at the deadline, naming
       await assertServing(d, "after-silent");
     }), { provider: { timeoutMs: 1500 } }));
 
-Deno.test("a socket that hangs up in the middle of the request is a clean UNAVAILABLE error", () =>
+Deno.test("a socket that hangs up in the middle of the request is a clean final error", () =>
   withTestDriver((d) =>
     withRawProvider(d, "hangup", hangUpMidRequest, async () => {
       const err = await publishFailure(d, "hangup", "spc-hangup");
-      assert.equal(err.code, status.UNAVAILABLE, err.details);
+      assert.equal(err.code, status.UNKNOWN, err.details);
       assert.match(err.details, /provider "hangup" failed Mount for pod default\/hangup: /);
       await assertNothingLeft(d, "hangup");
       await assertServing(d, "after-hangup");
     }), { provider: { timeoutMs: 3000 } }));
+
+/** The codes kubelet reads as "maybe still in progress", as a provider's own answer. */
+const UNCERTAIN = ["UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "CANCELLED"] as const;
+
+Deno.test("a provider's own uncertain codes reach kubelet as a final UNKNOWN naming the provider's code", () =>
+  withTestDriver(async (d) => {
+    for (const name of UNCERTAIN) {
+      const pod = `code-${name.toLowerCase()}`;
+      const grpcError = { code: status[name], message: `the vault said ${name}` };
+      // UNAVAILABLE is retried (3 attempts in all, like upstream): make every attempt fail.
+      d.provider.queue(...Array.from({ length: name === "UNAVAILABLE" ? 3 : 1 }, () => ({ grpcError })));
+      const started = performance.now();
+      const err = await publishFailure(d, pod, "spc-test");
+      assert.equal(err.code, status.UNKNOWN, `${name}: ${err.details}`);
+      assert.equal(
+        err.details,
+        `provider "test" failed Mount for pod default/${pod}: the vault said ${name} (${name})`,
+      );
+      if (name !== "UNAVAILABLE") {
+        assert.ok(performance.now() - started < 2000, "the provider answered at once");
+      }
+      await assertNothingLeft(d, pod);
+    }
+    await assertServing(d, "after-codes");
+  }, { provider: { timeoutMs: 5000 } }));

@@ -1,5 +1,12 @@
 /**
- * Regression tests for denoland/deno#36788: on Deno 2.9.6 a `node:http2` session that receives a GOAWAY
+ * Regression tests for two ways a GOAWAY breaks Deno 2.9.6's `node:http2` (lib/http2-goaway-guard.ts).
+ *
+ * A server that answers a new connection with SETTINGS and at once GOAWAY froze the whole driver: grpc-js
+ * missed the disconnect, kept its subchannel READY on the dead session and retried every call on it in a
+ * microtask busy loop (one core at 100 %, memory growing, Probe and /healthz unanswered). Without the
+ * guard, the first publish against such a socket never returned.
+ *
+ * denoland/deno#36788: on Deno 2.9.6 a `node:http2` session that receives a GOAWAY
  * after a few dozen streams crashes the whole process (nghttp2 assertion, `free(): invalid pointer` or a
  * segfault). Every grpc-js peer sends a GOAWAY when it closes a channel or shuts a server down, so without
  * lib/http2-goaway-guard.ts the driver dies when a CSI client hangs up after a burst, the `local` provider
@@ -11,12 +18,14 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { status } from "@grpc/grpc-js";
 import type { CsiClient } from "../../lib/csi/client.ts";
 import { silentLogger } from "../../lib/log.ts";
 import { ProviderClient } from "../../lib/provider/client.ts";
 import { type ChildProcess, createNode, type HardeningNode, spawnMain } from "../support/hardening-node.ts";
 import { startProviderProcess } from "../support/hardening-provider.ts";
 import { requireRoot } from "../support/root.ts";
+import { grpcFailure } from "../support/driver.ts";
 
 /** Rounds of burst-then-disconnect; without the guard the first few rounds crash the peer. */
 const ROUNDS = 20;
@@ -176,3 +185,117 @@ Deno.test("the driver survives a provider that shuts down gracefully after burst
     }
     assert.deepEqual(await node.mounts(), []);
   }));
+
+/** One HTTP/2 frame (RFC 9113 §4.1). */
+function frame(type: number, streamId: number, payload: Uint8Array): Uint8Array {
+  const bytes = new Uint8Array(9 + payload.length);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(0, payload.length << 8); // 24-bit length, then the type byte (overwritten next)
+  bytes[3] = type;
+  bytes[4] = 0; // flags
+  view.setUint32(5, streamId);
+  bytes.set(payload, 9);
+  return bytes;
+}
+
+const SETTINGS = 0x4;
+const GOAWAY = 0x7;
+
+function goaway(lastStreamId: number, errorCode: number): Uint8Array {
+  const payload = new Uint8Array(8);
+  new DataView(payload.buffer).setUint32(0, lastStreamId);
+  new DataView(payload.buffer).setUint32(4, errorCode);
+  return frame(GOAWAY, 0, payload);
+}
+
+/**
+ * A "provider" socket that answers each connection's preface with an empty SETTINGS and a GOAWAY, then
+ * reads on until the client hangs up. Returns a function that stops it.
+ */
+function serveSettingsThenGoaway(path: string, lastStreamId: number, errorCode: number): () => Promise<void> {
+  const listener = Deno.listen({ transport: "unix", path });
+  const conns = new Set<Deno.Conn>();
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      conns.add(conn);
+      (async () => {
+        const buffer = new Uint8Array(64 * 1024);
+        try {
+          await conn.read(buffer); // the client preface
+          await conn.write(frame(SETTINGS, 0, new Uint8Array()));
+          await conn.write(goaway(lastStreamId, errorCode));
+          while (await conn.read(buffer) !== null) { /* discard */ }
+        } catch { /* the client hung up */ }
+        conns.delete(conn);
+      })();
+    }
+  })();
+  return async () => {
+    listener.close();
+    await accepting;
+    for (const conn of conns) {
+      try {
+        conn.close();
+      } catch { /* closed meanwhile */ }
+    }
+  };
+}
+
+/** `call`, or a failure naming `what` when it takes longer than `ms` (a wedged driver never answers). */
+async function within<T>(ms: number, what: string, call: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not return within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([call, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+for (const [lastStreamId, errorCode] of [[0x7fffffff, 0], [0, 2]]) {
+  Deno.test(
+    `a provider socket that answers with SETTINGS then GOAWAY(last stream ${lastStreamId}, code ${errorCode}) ` +
+      "fails that publish only",
+    () =>
+      withNode(async (node) => {
+        requireRoot();
+        await node.writeSpc("spc-goaway", "goaway");
+        await node.writeSpc("spc-good", "good");
+        const stop = serveSettingsThenGoaway(join(node.providerDir, "goaway.sock"), lastStreamId, errorCode);
+        const good = await startProviderProcess({ socket: join(node.providerDir, "good.sock") });
+        try {
+          const driver = await node.startDriver(["--provider-timeout=4s"]);
+          const client = node.connect();
+          for (let attempt = 1; attempt <= 5; attempt++) {
+            const pod = `goaway-${attempt}`;
+            await round(driver, "the driver", attempt, async () => {
+              const publish = grpcFailure(client.nodePublishVolume(node.publishRequest(pod, "spc-goaway")));
+              // While that publish is failing, the driver answers other calls: a wedged one never does.
+              await within(2_000, "Probe during the publish", client.probe());
+              const err = await within(20_000, `publish ${attempt}`, publish);
+              assert.equal(err.code, status.UNKNOWN, err.details);
+              // When the GOAWAY arrives with the SETTINGS, the connection counts as refused; when it arrives
+              // after the request went out, GOAWAY(last stream 2^31-1) promised an answer: the deadline ends it.
+              assert.match(
+                err.details,
+                /provider "goaway" (failed Mount for pod default\/goaway-\d: .*GOAWAY|did not answer Mount for pod default\/goaway-\d within 4s)/,
+              );
+              await within(2_000, "Probe", client.probe());
+            });
+          }
+          await within(
+            10_000,
+            "the good publish",
+            client.nodePublishVolume(node.publishRequest("ok", "spc-good")),
+          );
+          assert.equal(await Deno.readTextFile(join(node.target("ok"), "file-0")), "secret-0");
+          assert.deepEqual(await node.mounts(), [node.target("ok")]);
+        } finally {
+          await good.stop();
+          await stop();
+        }
+      }),
+  );
+}

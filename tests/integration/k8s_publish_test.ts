@@ -22,7 +22,7 @@ Deno.test("stand-in fault, a hung API server (and a stopped one): the publish fa
     server.pause("hang");
     await assertGrpcError(
       k.driver.client.nodePublishVolume(k.publishRequest(pod, "cached")),
-      GrpcStatus.UNAVAILABLE,
+      GrpcStatus.UNKNOWN,
       /could not create secretproviderclasspodstatus default\/web-default-cached: the API server did not answer within 300 ms/,
     );
     assert.deepEqual(await k.driver.mounts(), [], "a failed publish left a mount behind");
@@ -32,7 +32,7 @@ Deno.test("stand-in fault, a hung API server (and a stopped one): the publish fa
     await server.stop();
     await assertGrpcError(
       k.driver.client.nodePublishVolume(k.publishRequest(pod, "uncached")),
-      GrpcStatus.UNAVAILABLE,
+      GrpcStatus.UNKNOWN,
       /could not get secretproviderclass default\/uncached: the API server at http:\/\/127\.0\.0\.1:\d+ refused the connection/,
     );
     assert.deepEqual(await k.driver.mounts(), []);

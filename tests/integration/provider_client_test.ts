@@ -67,11 +67,13 @@ Deno.test("mount sends the request byte for byte and returns files and versions"
   assert.equal(Object.getPrototypeOf(response.files[1].contents), Uint8Array.prototype);
 });
 
-Deno.test("a provider's error.code is the error's reason", async () => {
+Deno.test("a provider's error.code is the error's reason, with code UNKNOWN", async () => {
   await using t = await setup();
   t.provider.behaviour = { errorCode: "AccessDenied" };
   const err = await providerCallError(t.client.mount("test", REQUEST, CTX));
   assert.equal(err.reason, "AccessDenied");
+  // UNKNOWN, upstream's code for it (final for kubelet; INTERNAL would blame the driver).
+  assert.equal(err.code, GrpcStatus.UNKNOWN);
   assert.match(
     err.message,
     /provider "test" failed Mount for pod team-a\/web-0 with error code "AccessDenied"/,

@@ -160,7 +160,7 @@ Deno.test("provider client turns MountResponse.error.code into a failure with th
   try {
     const err = await providerCallError(peer.client.mount(PROVIDER, request(), CTX));
     assert.deepEqual(err.reason, "AccessDenied");
-    assert.deepEqual(err.code, GrpcStatus.INTERNAL);
+    assert.deepEqual(err.code, GrpcStatus.UNKNOWN);
     assert.ok(err.message.includes(`"${PROVIDER}"`) && err.message.includes("team-a/app-0"), err.message);
   } finally {
     await peer.close();
