@@ -64,12 +64,6 @@ async function warnAboutSwap(log: Logger): Promise<void> {
 /** Runs the node plugin until SIGTERM/SIGINT; resolves with the exit code. */
 export async function runNode(config: NodeConfig): Promise<number> {
   const log = createLogger(config.logging);
-  // A wedged event loop or runaway memory kills the process so that the DaemonSet restarts it.
-  const watchdog = startWatchdog({
-    stallSeconds: DEFAULT_STALL_SECONDS,
-    maxRssBytes: DEFAULT_MAX_RSS_BYTES,
-    log,
-  });
   routeGrpcLogs(log, config.logging.verbosity);
   const socketPath = parseEndpoint(config.endpoint);
   const metrics = new PrometheusMetrics();
@@ -94,6 +88,13 @@ export async function runNode(config: NodeConfig): Promise<number> {
     rotationFailed: kubernetes?.rotationFailed,
   });
   late.volumes = volumes;
+  // A wedged event loop or runaway memory kills the process so that the DaemonSet restarts it
+  // (armed once the configuration has been accepted: a bad one fails with one line, as before).
+  const watchdog = startWatchdog({
+    stallSeconds: DEFAULT_STALL_SECONDS,
+    maxRssBytes: DEFAULT_MAX_RSS_BYTES,
+    log,
+  });
   const server = await startCsiServer({
     endpoint: config.endpoint,
     driverName: config.driverName,

@@ -84,9 +84,17 @@ const Reason = {
 
 /** A failure tagged with the `error_type` it is counted under (upstream's reason for the failed step). */
 class StepError extends Error {
+  /** The class's provider, once it is known: the `provider` label the failure is counted under. */
+  provider?: string;
   constructor(readonly reason: string, readonly error: unknown) {
     super(messageOf(error));
   }
+}
+
+/** Tags a step failure with the provider it happened for (the first tag wins). */
+function forProvider(err: unknown, provider: string): unknown {
+  if (err instanceof StepError) err.provider ??= provider;
+  return err;
 }
 
 /** Runs `step`; a failure is tagged with `reason` unless it already carries one (provider client errors). */
@@ -159,7 +167,7 @@ export class VolumeManager implements VolumeService, MountedVolumes {
       }
     } catch (err) {
       const failure = err instanceof StepError ? err : new StepError(Reason.mount, err);
-      this.deps.metrics.nodePublishError(provider ?? "", failure.reason);
+      this.deps.metrics.nodePublishError(failure.provider ?? provider ?? "", failure.reason);
       throw toDriverError(failure.error);
     }
     // A failed rotation answers OK, but the metrics already counted it as a failed publish (as upstream).
@@ -206,7 +214,9 @@ export class VolumeManager implements VolumeService, MountedVolumes {
     }
     const spc = await step(Reason.spcNotFound, () => this.deps.spcs.get(pod.namespace, spcName));
     const provider = spc.provider;
-    const root = await step(Reason.mount, () => this.deps.mounter.mount(target));
+    const root = await step(Reason.mount, () => this.deps.mounter.mount(target)).catch((err) => {
+      throw forProvider(err, provider);
+    });
     try {
       const response = await step(Reason.provider, () => this.#fetch(spc, request, target, pod, []));
       await step(Reason.fileWrite, () => this.#write(root, response.files, provider));
@@ -235,7 +245,7 @@ export class VolumeManager implements VolumeService, MountedVolumes {
       await this.deps.mounter.unmount(target).catch((unmountErr) =>
         log.error("failed to unmount after a failed publish", { error: messageOf(unmountErr) })
       );
-      throw err;
+      throw forProvider(err, provider);
     }
     log.info("node publish volume complete", {
       provider,

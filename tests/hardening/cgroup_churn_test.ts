@@ -60,6 +60,7 @@ Deno.test({
           "--additional-provider-volume-paths=",
           "--spc-dir",
           node.spcDir,
+          `--kubelet-root-dir=${node.dir}`,
           "--metrics-addr=127.0.0.1:0",
         ],
         [],

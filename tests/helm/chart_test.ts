@@ -517,7 +517,7 @@ Deno.test("the driver's command line, with every flag value set, is one `node` a
     .map((a) => a.replace("$(KUBE_NODE_NAME)", "node-1"));
   assert.equal(args[0], "node");
   const config = nodeConfig(parseFlags(args.slice(1), NODE_FLAGS).values);
-  assert.deepEqual(config.logging, { json: true, verbosity: 4 });
+  assert.deepEqual(config.logging, { json: true, verbosity: 4, vmodule: [] });
   assert.deepEqual(config.rotation, { enabled: true, pollIntervalMs: 30_000 });
   assert.deepEqual(config.healthCheck, { enabled: true, intervalMs: 60_000 });
   assert.equal(config.provider.maxRecvBytes, 8388608);

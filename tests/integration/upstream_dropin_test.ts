@@ -72,7 +72,9 @@ async function startDropin(args: string[], overrides: string[] = []): Promise<Dr
   const provider = await TestProvider.start(additional, "test");
   const decoy = await TestProvider.start(providerVolume, "test");
   decoy.behaviour = { errorCode: "DecoyWasAsked" };
-  const driver = startMain([...localized(args, dir), ...overrides], { KUBECONFIG: kubeconfig });
+  // Upstream's DaemonSet mounts kubelet's root at /var/lib/kubelet, our default; here it is under `dir`.
+  const kubeletRoot = `--kubelet-root-dir=${dir}`;
+  const driver = startMain([...localized(args, dir), kubeletRoot, ...overrides], { KUBECONFIG: kubeconfig });
   const cleanUp = async () => {
     await driver.stop();
     await provider.close();

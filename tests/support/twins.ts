@@ -266,7 +266,7 @@ export class ScriptedProviders implements ProviderCaller {
     if (answer.error) throw answer.error;
     if (answer.errorCode) {
       throw new ProviderCallError(
-        GrpcStatus.INTERNAL,
+        GrpcStatus.UNKNOWN,
         `${who} failed Mount${forPod} with error code ${JSON.stringify(answer.errorCode)}`,
         answer.errorCode,
       );
