@@ -1,5 +1,5 @@
 /**
- * Counts of every benchmark: the full run (`deno task bench`, about 6 minutes on 2 cores) and the smoke run
+ * Counts of every benchmark: the full run (`deno task bench`, well over half an hour on 2 shared cores) and the smoke run
  * (`--quick` or BENCH_QUICK=1, seconds). Each count can be overridden by an environment variable.
  */
 
