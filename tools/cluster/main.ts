@@ -57,7 +57,11 @@ async function main(args: string[]): Promise<number> {
     progress(`stopped; ${values.dir} cleaned`);
     return 0;
   }
-  const dir = values.dir ?? await Deno.makeTempDir({ prefix: "sscsi-cluster-" });
+  let dir = values.dir;
+  if (dir === undefined) {
+    dir = await Deno.makeTempDir({ prefix: "sscsi-cluster-" });
+    await Deno.remove(dir); // a name of its own; `up` makes the directory, so `down` removes it again
+  }
   const cluster = await clusterUp(dir, { timeoutMs, log: progress });
   if (verb === "up") {
     progress(`up at ${cluster.server}: KUBECONFIG=${cluster.files.adminKubeconfig}`);
