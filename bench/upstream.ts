@@ -8,7 +8,7 @@
  * Counts: BENCH_UPSTREAM_CYCLES sequential publish/unpublish cycles (1,000), a burst of
  * BENCH_BURST_VOLUMES (110) at BENCH_BURST_IN_FLIGHT (32), BENCH_UPSTREAM_SOAK cycles for the peak RSS
  * (2,000; the issue's 20,000 take hours on a shared 2-core machine, where a cycle against the API server
- * takes ~0.4 s). Our driver runs as `main.ts` here, not the production bundle.
+ * takes ~0.4 s). Our driver runs as the production bundle (tests/support/program.ts), as it ships.
  *
  * `deno task bench --upstream` adds this as the report's `upstream_comparison`; `deno run -A
  * bench/upstream.ts [--quick]` runs it alone.

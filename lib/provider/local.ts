@@ -17,6 +17,7 @@ import { createHash } from "node:crypto";
 import { isAbsolute, join, relative, sep } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { DriverError, GrpcStatus, invalidArgument, messageOf, notFound } from "../errors.ts";
+import { isRecord } from "../json.ts";
 import type { Logger } from "../log.ts";
 import { DRIVER_VERSION } from "../version.ts";
 import { type ProviderImplementation, type ProviderServer, serveProvider } from "./server.ts";
@@ -209,8 +210,4 @@ async function readObject(realRoot: string, objectName: string): Promise<Uint8Ar
   } catch (err) {
     throw new DriverError(GrpcStatus.INTERNAL, `${what} cannot be read: ${messageOf(err)}`);
   }
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }

@@ -1,6 +1,6 @@
 /**
- * One "side" of the differential suite: a driver (upstream's v1.6.0 binary, or this driver through
- * main.ts) on its own CSI socket, node name, namespace and directories, with its own copies of the same
+ * One "side" of the differential suite: a driver (upstream's v1.6.0 binary, or this driver as it ships: the
+ * production bundle, tests/support/program.ts) on its own CSI socket, node name, namespace and directories, with its own copies of the same
  * providers (the embedded `local` provider and the grpc-go provider stand-in, healthy and failing), all
  * talking to one API server. Steps are made through the grpc-go kubelet stand-in, as kubelet makes them.
  */
@@ -9,6 +9,7 @@ import { connectCsi } from "../../lib/csi/client.ts";
 import { MNT_DETACH, sysUmount2 } from "../../lib/mount/libc.ts";
 import { mountsUnder } from "../../lib/mount/mountinfo.ts";
 import { goPeers } from "../support/go-peers.ts";
+import { driverArgs } from "../support/program.ts";
 import {
   type GoProviderOptions,
   type KubeletCall,
@@ -19,7 +20,6 @@ import {
   startLocalProvider,
 } from "../interop/peers.ts";
 
-const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 const UPSTREAM_BUILD = new URL("../../tools/upstream/build.sh", import.meta.url).pathname;
 
 export type SideName = "upstream" | "ours";
@@ -146,7 +146,7 @@ export async function startSide(options: SideOptions): Promise<Side> {
     const command = name === "upstream"
       ? new Deno.Command(await upstreamBinary(), { args, stdin: "null", stdout: "null", stderr: "piped" })
       : new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", MAIN, "node", ...args],
+        args: driverArgs(["node", ...args]),
         stdin: "null",
         stdout: "null",
         stderr: "piped",
