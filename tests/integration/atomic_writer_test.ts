@@ -116,17 +116,25 @@ Deno.test("an identical rewrite changes nothing; a mode-only change is a change"
   });
 });
 
+/**
+ * `root/target` with links planted where the payload's names go, all leading to `root/outside` (which
+ * holds `passwd`): token -> a file outside, certs -> the directory outside, ..data -> the directory outside.
+ */
+async function plantLinksOutside(root: string): Promise<{ target: string; outside: string }> {
+  const target = join(root, "target");
+  const outside = join(root, "outside");
+  await Deno.mkdir(target);
+  await Deno.mkdir(outside);
+  await Deno.writeTextFile(join(outside, "passwd"), "precious");
+  await Deno.symlink(join(outside, "passwd"), join(target, "token"));
+  await Deno.symlink(outside, join(target, "certs"));
+  await Deno.symlink(outside, join(target, DATA_DIR));
+  return { target, outside };
+}
+
 Deno.test("planted entries in the target are replaced without being followed", async () => {
   await withTempDir(async (root) => {
-    const target = join(root, "target");
-    const outside = join(root, "outside");
-    await Deno.mkdir(target);
-    await Deno.mkdir(outside);
-    await Deno.writeTextFile(join(outside, "passwd"), "precious");
-    // token -> a file outside, certs -> a directory outside, ..data -> the directory outside.
-    await Deno.symlink(join(outside, "passwd"), join(target, "token"));
-    await Deno.symlink(outside, join(target, "certs"));
-    await Deno.symlink(outside, join(target, DATA_DIR));
+    const { target, outside } = await plantLinksOutside(root);
     // A regular file and a directory where payload names go.
     await Deno.writeTextFile(join(target, "wide-open"), "old");
     await Deno.mkdir(join(target, "nested-dir"));
@@ -321,14 +329,7 @@ Deno.test("fsGroup: a rotation keeps the group; an identical payload with the gr
 Deno.test("fsGroup: nothing outside the target changes group, planted links are never followed", async () => {
   requireRoot();
   await withTempDir(async (root) => {
-    const target = join(root, "target");
-    const outside = join(root, "outside");
-    await Deno.mkdir(target);
-    await Deno.mkdir(outside);
-    await Deno.writeTextFile(join(outside, "passwd"), "precious");
-    await Deno.symlink(join(outside, "passwd"), join(target, "token"));
-    await Deno.symlink(outside, join(target, "certs"));
-    await Deno.symlink(outside, join(target, DATA_DIR));
+    const { target, outside } = await plantLinksOutside(root);
     await Deno.symlink(outside, join(target, "..data_tmp"));
     const before = await tree(outside);
 

@@ -294,16 +294,18 @@ async function searchableDown(top: string, dir: string): Promise<void> {
   await Deno.chmod(top, 0o711);
 }
 
+/** A 0640 secret at version `version` and a 0644 file. */
+const groupPayload = (version: string) => ({
+  files: [
+    { path: "db/password", contents: `v${version}`, mode: 0o640 },
+    { path: "open", contents: "o", mode: 0o644 },
+  ],
+  objectVersions: [{ id: "db/password", version }],
+});
+
 Deno.test("fsGroup: the pod's group can read a 0640 secret on the real tmpfs, another group cannot; rotation keeps it", () =>
   withRotation(async (d, clock) => {
-    d.provider.behaviour = {
-      files: [{ path: "db/password", contents: "v1", mode: 0o640 }, {
-        path: "open",
-        contents: "o",
-        mode: 0o644,
-      }],
-      objectVersions: [{ id: "db/password", version: "1" }],
-    };
+    d.provider.behaviour = groupPayload("1");
     const target = d.target("p");
     await d.client.nodePublishVolume(withFsGroup(d, "p", "2000"));
     const root = await Deno.stat(target);
@@ -319,14 +321,7 @@ Deno.test("fsGroup: the pod's group can read a 0640 secret on the real tmpfs, an
     assert.equal(await readsAs(join(target, "open"), [3000]), false, "the root let another group in");
 
     clock.now += 3 * MINUTE;
-    d.provider.behaviour = {
-      files: [{ path: "db/password", contents: "v2", mode: 0o640 }, {
-        path: "open",
-        contents: "o",
-        mode: 0o644,
-      }],
-      objectVersions: [{ id: "db/password", version: "2" }],
-    };
+    d.provider.behaviour = groupPayload("2");
     await d.client.nodePublishVolume(withFsGroup(d, "p", "2000"));
     assert.equal(await read(d, "p", "db/password"), "v2");
     assert.equal((await Deno.stat(secret)).gid, 2000);
