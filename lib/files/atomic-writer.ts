@@ -118,13 +118,19 @@ export class AtomicWriter implements PayloadWriter {
       // Before the swap: the new files are never visible with the wrong group.
       if (group !== undefined) await shareWithGroup(targetDir, newDir, group);
       await this.#linkTopLevel(targetDir, names, createdLinks);
+      if (group !== undefined) { for (const name of names) chgrp(join(targetDir, name), group); }
       await swapDataDir(targetDir, basename(newDir));
-      if (group !== undefined) {
-        for (const link of [DATA_DIR, ...names]) chgrp(join(targetDir, link), group);
-      }
     } catch (err) {
       await this.#rollBack(targetDir, newDir, createdLinks);
       throw err;
+    }
+    // A link's group grants nothing; the new payload is live, so a failure here only gets logged.
+    if (group !== undefined) {
+      try {
+        chgrp(join(targetDir, DATA_DIR), group);
+      } catch (err) {
+        this.#log.warn("could not give ..data the volume's group", { targetDir, err });
+      }
     }
     // The new payload is live from here on; leftovers are retried by the next write (#isUpToDate
     // reports them), so a cleanup failure is logged rather than failing the mount.
