@@ -99,6 +99,24 @@ const MISSING_VOLUME_ID = "Volume ID missing in request";
 const MISSING_TARGET_PATH = "Target path missing in request";
 const MISSING_CONTEXT = "Volume attributes missing in request";
 const NOT_READONLY = "Readonly is not true in request";
+/** The largest gid: (gid_t)-1 means "unchanged" to chown(2), so it is not a group. */
+const MAX_GID = 0xfffffffe;
+
+/**
+ * The pod's fsGroup from `volume_mount_group` (sent because the driver advertises VOLUME_MOUNT_GROUP):
+ * undefined when absent, a gid when it is a decimal number, INVALID_ARGUMENT otherwise.
+ */
+function mountGroup(capability: VolumeCapability): number | undefined {
+  const value = capability.mount?.volume_mount_group ?? "";
+  if (value === "") return undefined;
+  const gid = /^\d{1,10}$/.test(value) ? Number(value) : NaN;
+  if (!(gid <= MAX_GID)) {
+    throw invalidArgument(
+      `volume_mount_group ${JSON.stringify(value)} is not a group id (a decimal number up to ${MAX_GID})`,
+    );
+  }
+  return gid;
+}
 
 function unimplemented(message: string): DriverError {
   return new DriverError(GrpcStatus.UNIMPLEMENTED, message);
@@ -120,12 +138,14 @@ export function nodeHandlers({ nodeId, volumes }: NodeOptions) {
       if (Object.keys(volumeContext).length === 0) throw invalidArgument(MISSING_CONTEXT);
       // Secrets are served read-only: a writable publish is refused rather than silently downgraded.
       if (!req.readonly) throw invalidArgument(NOT_READONLY);
+      const group = mountGroup(req.volume_capability);
       await volumes.publish({
         volumeId,
         targetPath,
         readonly: true,
         volumeContext: { ...volumeContext },
         secrets: { ...req.secrets },
+        ...(group === undefined ? {} : { mountGroup: group }),
       });
       return {};
     },
@@ -162,7 +182,10 @@ export function nodeHandlers({ nodeId, volumes }: NodeOptions) {
       ),
 
     NodeGetCapabilities: (): Promise<NodeCapabilities> =>
-      Promise.resolve({ capabilities: [{ rpc: { type: "STAGE_UNSTAGE_VOLUME" } }] }),
+      // VOLUME_MOUNT_GROUP: kubelet hands the pod's fsGroup to the driver (beyond upstream; lib/files/).
+      Promise.resolve({
+        capabilities: [{ rpc: { type: "STAGE_UNSTAGE_VOLUME" } }, { rpc: { type: "VOLUME_MOUNT_GROUP" } }],
+      }),
 
     NodeGetInfo: (): Promise<NodeInfo> =>
       Promise.resolve({ node_id: nodeId, max_volumes_per_node: 0, accessible_topology: null }),

@@ -16,8 +16,9 @@
 import { basename, join } from "node:path";
 import { DriverError, internal, messageOf } from "../errors.ts";
 import { type Logger, silentLogger } from "../log.ts";
+import { AT_FDCWD, sysChgrpNoFollow } from "../mount/libc.ts";
 import { KeyedLock } from "../volume/keyed-lock.ts";
-import type { PayloadWriter, ProviderFile, WriteResult } from "../volume/ports.ts";
+import type { PayloadWriter, ProviderFile, WriteOptions, WriteResult } from "../volume/ports.ts";
 import { parentDirs, type PayloadLimits, quotePath, topLevelName, validatePayload } from "./payload.ts";
 
 /** The symlink that names the live timestamped directory. */
@@ -28,6 +29,8 @@ const NEW_DATA_DIR = "..data_tmp";
 const TIMESTAMPED_DIR = /^\.\.\d{4}_\d{2}_\d{2}_\d{2}_\d{2}_\d{2}\.[^/]+$/;
 /** Directories must be searchable by any pod user, whatever the driver's umask. */
 const DIR_MODE = 0o755;
+/** A volume root shared with a group (`WriteOptions.group`): that group may enter it, others may not. */
+const GROUP_ROOT_MODE = 0o750;
 
 /** Constructor options of AtomicWriter. */
 export interface AtomicWriterOptions {
@@ -55,8 +58,8 @@ export class AtomicWriter implements PayloadWriter {
    * PayloadError for an invalid payload and an INTERNAL DriverError when writing fails; either way the
    * previous payload stays visible and complete.
    */
-  write(targetDir: string, files: ProviderFile[]): Promise<WriteResult> {
-    return this.#serialized(targetDir, () => this.#write(targetDir, files));
+  write(targetDir: string, files: ProviderFile[], options: WriteOptions = {}): Promise<WriteResult> {
+    return this.#serialized(targetDir, () => this.#write(targetDir, files, options.group));
   }
 
   /** When `targetDir`'s `..data` was last swapped; null when it has no complete payload of ours. */
@@ -82,21 +85,24 @@ export class AtomicWriter implements PayloadWriter {
     });
   }
 
-  async #write(targetDir: string, files: ProviderFile[]): Promise<WriteResult> {
+  async #write(targetDir: string, files: ProviderFile[], group: number | undefined): Promise<WriteResult> {
     validatePayload(files, this.#limits);
     try {
-      return await this.#apply(targetDir, files);
+      return await this.#apply(targetDir, files, group);
     } catch (err) {
       if (err instanceof DriverError) throw err;
       throw internal(`could not write ${files.length} files into ${targetDir}: ${messageOf(err)}`, err);
     }
   }
 
-  async #apply(targetDir: string, files: ProviderFile[]): Promise<WriteResult> {
+  async #apply(targetDir: string, files: ProviderFile[], group: number | undefined): Promise<WriteResult> {
     await assertPlainDirectory(targetDir);
     const names = new Set(files.map((f) => topLevelName(f.path)));
     const live = await liveDataDir(targetDir);
-    if (live !== null && await this.#isUpToDate(targetDir, live, files, names)) {
+    if (
+      live !== null && await this.#isUpToDate(targetDir, live, files, names) &&
+      (group === undefined || await sharedWith(targetDir, group))
+    ) {
       this.#log.info("payload unchanged, nothing written", { targetDir, files: files.length }, 4);
       return { changed: false };
     }
@@ -109,11 +115,22 @@ export class AtomicWriter implements PayloadWriter {
     try {
       await Deno.chmod(newDir, DIR_MODE);
       await writeTree(newDir, files);
+      // Before the swap: the new files are never visible with the wrong group.
+      if (group !== undefined) await shareWithGroup(targetDir, newDir, group);
       await this.#linkTopLevel(targetDir, names, createdLinks);
+      if (group !== undefined) { for (const name of names) chgrp(join(targetDir, name), group); }
       await swapDataDir(targetDir, basename(newDir));
     } catch (err) {
       await this.#rollBack(targetDir, newDir, createdLinks);
       throw err;
+    }
+    // A link's group grants nothing; the new payload is live, so a failure here only gets logged.
+    if (group !== undefined) {
+      try {
+        chgrp(join(targetDir, DATA_DIR), group);
+      } catch (err) {
+        this.#log.warn("could not give ..data the volume's group", { targetDir, err });
+      }
     }
     // The new payload is live from here on; leftovers are retried by the next write (#isUpToDate
     // reports them), so a cleanup failure is logged rather than failing the mount.
@@ -264,6 +281,38 @@ async function writeTree(dir: string, files: ProviderFile[]): Promise<void> {
     // umask-filtered create, so no separate chmod is needed (the tests check a 0777 file).
     await Deno.writeFile(join(dir, file.path), file.contents, { createNew: true, mode: file.mode });
   }
+}
+
+/**
+ * Gives the group `gid` to the volume root, to `newDir` and to everything below it (all made by this
+ * writer a moment ago), and makes the root 0750: the group may enter it, other users may not. File modes
+ * stay the provider's, so a 0640 file is readable by that group and no one else. Nothing is followed.
+ */
+async function shareWithGroup(targetDir: string, newDir: string, gid: number): Promise<void> {
+  const walk = async (dir: string): Promise<void> => {
+    chgrp(dir, gid);
+    for await (const entry of Deno.readDir(dir)) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory) await walk(path);
+      else chgrp(path, gid);
+    }
+  };
+  await walk(newDir);
+  // The root is named through the descriptor path; "/." makes fchownat change the directory it leads
+  // to, not the /proc link itself. Group first, then mode: the root is never open to a wrong group.
+  chgrp(`${targetDir}/.`, gid);
+  await Deno.chmod(targetDir, GROUP_ROOT_MODE);
+}
+
+/** True when the volume root already has the group `gid` and mode 0750. */
+async function sharedWith(targetDir: string, gid: number): Promise<boolean> {
+  const info = await Deno.stat(targetDir);
+  return info.gid === gid && (info.mode! & 0o7777) === GROUP_ROOT_MODE;
+}
+
+/** lchown(path, -1, gid): a symbolic link is changed itself, never followed. */
+function chgrp(path: string, gid: number): void {
+  sysChgrpNoFollow(AT_FDCWD, path, gid);
 }
 
 /** Points `..data` at `live` by renaming a fresh `..data_tmp` symlink over it. */

@@ -72,6 +72,7 @@ export type Syscall =
   | "openat"
   | "mkdirat"
   | "unlinkat"
+  | "fchownat"
   | "fstatfs"
   | "fsopen"
   | "fsconfig"

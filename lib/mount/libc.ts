@@ -57,6 +57,17 @@ const symbols = {
     result: "i32", // int: 0, or -1 with errno set
   },
 
+  fchownat: {
+    parameters: [
+      "i32", // int dirfd
+      "buffer", // const char *pathname
+      "u32", // uid_t owner: (uid_t)-1 keeps it
+      "u32", // gid_t group
+      "i32", // int flags
+    ],
+    result: "i32", // int: 0, or -1 with errno set
+  },
+
   close: {
     parameters: [
       "i32", // int fd
@@ -150,6 +161,8 @@ export const O_NOFOLLOW = ARM64 ? 0o100000 : 0o400000;
 export const AT_FDCWD = -100;
 /** unlinkat(2) flag: remove a directory (rmdir), never following a link. */
 export const AT_REMOVEDIR = 0x200;
+/** fchownat(2) flag: change a symbolic link itself, never what it points to. */
+export const AT_SYMLINK_NOFOLLOW = 0x100;
 /** statfs f_type of tmpfs (linux/magic.h). */
 export const TMPFS_MAGIC = 0x01021994;
 
@@ -246,6 +259,16 @@ export function sysMkdirat(dirfd: number, name: string, mode: number, shown = na
 export function sysUnlinkat(dirfd: number, name: string, flags: number, shown = name): void {
   if (libc().unlinkat(dirfd, cString(name, "name"), flags) !== 0) {
     throw new SyscallError("unlinkat", shown, errno());
+  }
+}
+
+/**
+ * fchownat(2) with AT_SYMLINK_NOFOLLOW: gives `path` (relative to `dirfd`) the group `gid`, keeping its
+ * owner; a symbolic link itself is changed, never what it points to. Throws SyscallError ("fchownat").
+ */
+export function sysChgrpNoFollow(dirfd: number, path: string, gid: number, shown = path): void {
+  if (libc().fchownat(dirfd, cString(path, "path"), 0xffffffff, gid, AT_SYMLINK_NOFOLLOW) !== 0) {
+    throw new SyscallError("fchownat", shown, errno());
   }
 }
 

@@ -97,6 +97,15 @@ export interface WriteResult {
   changed: boolean;
 }
 
+/** How a payload is written. */
+export interface WriteOptions {
+  /**
+   * The pod's fsGroup (CSI `volume_mount_group`): every file and directory gets this group and the root
+   * mode 0750; file modes stay the provider's. Without it, everything stays root's and the root 0755.
+   */
+  group?: number;
+}
+
 /**
  * Writes validated files into a volume root with kubelet AtomicWriter semantics (lib/files/). A payload it
  * accepts always fits the volume, a rotation (old and new side by side) included.
@@ -106,7 +115,7 @@ export interface PayloadWriter {
    * Validates `files` and makes them the content of `root`. An invalid payload throws a PayloadError
    * (lib/errors.ts); the previous payload stays visible and complete whatever fails.
    */
-  write(root: string, files: ProviderFile[]): Promise<WriteResult>;
+  write(root: string, files: ProviderFile[], options?: WriteOptions): Promise<WriteResult>;
   /** The payload `root` currently shows (sorted by path); null when nothing was written there. */
   read(root: string): Promise<ProviderFile[] | null>;
   /** When the payload `root` shows was written (ms since the epoch); null when it holds no complete one. */
@@ -136,6 +145,8 @@ export interface PublishRequest {
   volumeContext: Record<string, string>;
   /** CSI secrets: the nodePublishSecretRef data. */
   secrets: Record<string, string>;
+  /** CSI `volume_mount_group`, checked: the pod's fsGroup, when kubelet delegates it to the driver. */
+  mountGroup?: number;
 }
 
 /** The pod a volume belongs to, from kubelet's volume context. */

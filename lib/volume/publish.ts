@@ -71,6 +71,12 @@ interface VolumeState {
   /** When the provider was last asked for this volume's content. */
   lastUpdate: number;
   objectVersions: ObjectVersion[];
+  /**
+   * The fsGroup the files were given (CSI volume_mount_group). Upstream's SPCPS schema has no field for
+   * it, so it lives here; after a restart it comes back with kubelet's next republish, which carries the
+   * pod's fsGroup again.
+   */
+  group?: number;
 }
 
 /** Error reasons reported as `error_type`, as upstream names them (pkg/errors). */
@@ -219,7 +225,7 @@ export class VolumeManager implements VolumeService, MountedVolumes {
     });
     try {
       const response = await step(Reason.provider, () => this.#fetch(spc, request, target, pod, []));
-      await step(Reason.fileWrite, () => this.#write(root, response.files, provider));
+      await step(Reason.fileWrite, () => this.#write(root, response.files, provider, request.mountGroup));
       await step(Reason.mount, () => this.deps.mounter.verify(target, root));
       // Known before afterPublish: the Secret sync it schedules asks whether this is one of our volumes.
       this.#volumes.set(target.id, {
@@ -228,6 +234,7 @@ export class VolumeManager implements VolumeService, MountedVolumes {
         provider,
         lastUpdate: this.#now(),
         objectVersions: response.objectVersions,
+        group: request.mountGroup,
       });
       await step(Reason.mount, async () =>
         await this.deps.afterPublish?.({
@@ -307,12 +314,14 @@ export class VolumeManager implements VolumeService, MountedVolumes {
         Reason.provider,
         () => this.#fetch(spc, request, target, pod, state.objectVersions),
       );
+      const group = request.mountGroup ?? state.group;
       const { changed } = await step(
         Reason.fileWrite,
-        () => this.#write(existing.root, response.files, spc.provider),
+        () => this.#write(existing.root, response.files, spc.provider, group),
       );
       this.#volumes.set(target.id, {
         ...state,
+        group,
         provider,
         lastUpdate: this.#now(),
         objectVersions: response.objectVersions,
@@ -382,9 +391,9 @@ export class VolumeManager implements VolumeService, MountedVolumes {
     }, { pod: pod.name, namespace: pod.namespace, timeoutMs: this.deps.providerTimeoutMs });
   }
 
-  async #write(root: string, files: ProviderFile[], provider: string) {
+  async #write(root: string, files: ProviderFile[], provider: string, group: number | undefined) {
     try {
-      return await this.deps.writer.write(root, files);
+      return await this.deps.writer.write(root, files, group === undefined ? {} : { group });
     } catch (err) {
       if (err instanceof PayloadError) {
         throw new DriverError(

@@ -116,17 +116,25 @@ Deno.test("an identical rewrite changes nothing; a mode-only change is a change"
   });
 });
 
+/**
+ * `root/target` with links planted where the payload's names go, all leading to `root/outside` (which
+ * holds `passwd`): token -> a file outside, certs -> the directory outside, ..data -> the directory outside.
+ */
+async function plantLinksOutside(root: string): Promise<{ target: string; outside: string }> {
+  const target = join(root, "target");
+  const outside = join(root, "outside");
+  await Deno.mkdir(target);
+  await Deno.mkdir(outside);
+  await Deno.writeTextFile(join(outside, "passwd"), "precious");
+  await Deno.symlink(join(outside, "passwd"), join(target, "token"));
+  await Deno.symlink(outside, join(target, "certs"));
+  await Deno.symlink(outside, join(target, DATA_DIR));
+  return { target, outside };
+}
+
 Deno.test("planted entries in the target are replaced without being followed", async () => {
   await withTempDir(async (root) => {
-    const target = join(root, "target");
-    const outside = join(root, "outside");
-    await Deno.mkdir(target);
-    await Deno.mkdir(outside);
-    await Deno.writeTextFile(join(outside, "passwd"), "precious");
-    // token -> a file outside, certs -> a directory outside, ..data -> the directory outside.
-    await Deno.symlink(join(outside, "passwd"), join(target, "token"));
-    await Deno.symlink(outside, join(target, "certs"));
-    await Deno.symlink(outside, join(target, DATA_DIR));
+    const { target, outside } = await plantLinksOutside(root);
     // A regular file and a directory where payload names go.
     await Deno.writeTextFile(join(target, "wide-open"), "old");
     await Deno.mkdir(join(target, "nested-dir"));
@@ -255,5 +263,86 @@ Deno.test("running out of space on a real tmpfs mid-write leaves the old payload
       const umount = await new Deno.Command("umount", { args: [target] }).output();
       assert.ok(umount.success, new TextDecoder().decode(umount.stderr));
     }
+  });
+});
+
+const GROUP = 2000;
+
+/** Every entry below `dir` (the directory itself included) with its lstat, by path relative to `dir`. */
+async function tree(dir: string, relative = ""): Promise<Map<string, Deno.FileInfo>> {
+  const out = new Map<string, Deno.FileInfo>([[relative || ".", await Deno.lstat(join(dir, relative))]]);
+  for await (const entry of Deno.readDir(join(dir, relative))) {
+    const path = relative ? `${relative}/${entry.name}` : entry.name;
+    if (entry.isDirectory) { for (const [p, info] of await tree(dir, path)) out.set(p, info); }
+    else out.set(path, await Deno.lstat(join(dir, path)));
+  }
+  return out;
+}
+
+Deno.test("fsGroup: every entry gets the group, the root 0750, the provider's file modes are kept", async () => {
+  requireRoot();
+  await withTempDir(async (target) => {
+    const payload = [...PAYLOAD, file("shared", "s", 0o640)];
+    assert.deepEqual(await newWriter().write(target, payload, { group: GROUP }), { changed: true });
+    const entries = await tree(target);
+    for (const [path, info] of entries) {
+      assert.equal(info.gid, GROUP, `${path} has gid ${info.gid}`);
+      assert.equal(info.uid, 0, `${path} changed owner`);
+    }
+    assert.equal((await Deno.stat(target)).mode! & 0o7777, 0o750);
+    // Modes exactly as the provider sent them: never widened (nor narrowed) by the driver.
+    for (const f of payload) assert.equal(await modeOf(join(target, f.path)), f.mode, f.path);
+    const [live] = await timestampedDirs(target);
+    assert.equal((await Deno.stat(join(target, live, "certs"))).mode! & 0o777, 0o755);
+  });
+});
+
+Deno.test("fsGroup: without a group everything stays root's and the root keeps its mode", async () => {
+  requireRoot();
+  await withTempDir(async (target) => {
+    await Deno.chmod(target, 0o755);
+    await newWriter().write(target, PAYLOAD);
+    for (const [path, info] of await tree(target)) assert.equal(info.gid, 0, path);
+    assert.equal((await Deno.stat(target)).mode! & 0o7777, 0o755);
+  });
+});
+
+Deno.test("fsGroup: a rotation keeps the group; an identical payload with the group writes nothing", async () => {
+  requireRoot();
+  await withTempDir(async (target) => {
+    const writer = newWriter();
+    await writer.write(target, PAYLOAD, { group: GROUP });
+    assert.deepEqual(await writer.write(target, PAYLOAD, { group: GROUP }), { changed: false });
+
+    const rotated = [...PAYLOAD.filter((f) => f.path !== "token"), file("token", "n3w", 0o640)];
+    assert.deepEqual(await writer.write(target, rotated, { group: GROUP }), { changed: true });
+    assert.equal(await readText(join(target, "token")), "n3w");
+    for (const [path, info] of await tree(target)) assert.equal(info.gid, GROUP, path);
+    assert.equal((await Deno.stat(target)).mode! & 0o7777, 0o750);
+
+    // Same files, another group: rewritten with the new one.
+    assert.deepEqual(await writer.write(target, rotated, { group: GROUP + 1 }), { changed: true });
+    for (const [path, info] of await tree(target)) assert.equal(info.gid, GROUP + 1, path);
+  });
+});
+
+Deno.test("fsGroup: nothing outside the target changes group, planted links are never followed", async () => {
+  requireRoot();
+  await withTempDir(async (root) => {
+    const { target, outside } = await plantLinksOutside(root);
+    await Deno.symlink(outside, join(target, "..data_tmp"));
+    const before = await tree(outside);
+
+    await newWriter().write(target, PAYLOAD, { group: GROUP });
+
+    const after = await tree(outside);
+    assert.deepEqual([...after.keys()], [...before.keys()]);
+    for (const [path, info] of after) {
+      assert.equal(info.gid, before.get(path)!.gid, `${path} outside the target changed group`);
+      assert.equal(info.mode, before.get(path)!.mode, `${path} outside the target changed mode`);
+    }
+    assert.equal((await Deno.stat(root)).gid, 0);
+    for (const [path, info] of await tree(target)) assert.equal(info.gid, GROUP, path);
+    assert.equal(await readText(join(target, "token")), "t0k3n");
   });
 });

@@ -268,3 +268,77 @@ Deno.test("a failed rotation is a Warning Event on the pod, not only a log line"
     await k.close();
   }
 });
+
+/** A publish of `pod` whose pod has `fsGroup` (kubelet's volume_mount_group, CSI VOLUME_MOUNT_GROUP). */
+function withFsGroup(d: TestDriver, pod: string, fsGroup: string) {
+  const request = d.publishRequest(pod);
+  return {
+    ...request,
+    volume_capability: { ...request.volume_capability, mount: { volume_mount_group: fsGroup } },
+  };
+}
+
+/** Reads `path` as uid 1000 with primary group 1000 and the supplementary `groups`: true when allowed. */
+async function readsAs(path: string, groups: number[]): Promise<boolean> {
+  const { code } = await new Deno.Command("setpriv", {
+    args: ["--reuid=1000", "--regid=1000", `--groups=${groups.join(",")}`, "cat", path],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  return code === 0;
+}
+
+/** Opens every directory from `top` down to `dir` for search by anyone (the test's temp dirs are 0700). */
+async function searchableDown(top: string, dir: string): Promise<void> {
+  for (let p = dir; p.startsWith(top) && p !== top; p = join(p, "..")) await Deno.chmod(p, 0o711);
+  await Deno.chmod(top, 0o711);
+}
+
+/** A 0640 secret at version `version` and a 0644 file. */
+const groupPayload = (version: string) => ({
+  files: [
+    { path: "db/password", contents: `v${version}`, mode: 0o640 },
+    { path: "open", contents: "o", mode: 0o644 },
+  ],
+  objectVersions: [{ id: "db/password", version }],
+});
+
+Deno.test("fsGroup: the pod's group can read a 0640 secret on the real tmpfs, another group cannot; rotation keeps it", () =>
+  withRotation(async (d, clock) => {
+    d.provider.behaviour = groupPayload("1");
+    const target = d.target("p");
+    await d.client.nodePublishVolume(withFsGroup(d, "p", "2000"));
+    const root = await Deno.stat(target);
+    assert.equal(root.gid, 2000);
+    assert.equal(root.mode! & 0o7777, 0o750);
+    assert.equal((await Deno.stat(join(target, "db/password"))).mode! & 0o777, 0o640, "mode widened");
+    assert.equal((await Deno.stat(join(target, "db/password"))).gid, 2000);
+
+    await searchableDown(d.dir, join(target, ".."));
+    const secret = join(target, "db/password");
+    assert.equal(await readsAs(secret, [2000]), true, "the pod's fsGroup cannot read its secret");
+    assert.equal(await readsAs(secret, [3000]), false, "another group read the secret");
+    assert.equal(await readsAs(join(target, "open"), [3000]), false, "the root let another group in");
+
+    clock.now += 3 * MINUTE;
+    d.provider.behaviour = groupPayload("2");
+    await d.client.nodePublishVolume(withFsGroup(d, "p", "2000"));
+    assert.equal(await read(d, "p", "db/password"), "v2");
+    assert.equal((await Deno.stat(secret)).gid, 2000);
+    assert.equal(await readsAs(secret, [2000]), true, "the rotated secret lost the group");
+    assert.equal(await readsAs(secret, [3000]), false);
+  }));
+
+Deno.test("fsGroup: a volume_mount_group that is not a gid is INVALID_ARGUMENT and mounts nothing", () =>
+  withRotation(async (d) => {
+    await assert.rejects(
+      d.client.nodePublishVolume(withFsGroup(d, "p", "wheel")),
+      (err: { code: number; details: string }) => {
+        assert.equal(err.code, GrpcStatus.INVALID_ARGUMENT);
+        assert.match(err.details, /volume_mount_group "wheel" is not a group id/);
+        return true;
+      },
+    );
+    assert.deepEqual(await d.mounts(), []);
+    assert.equal(d.provider.mountRequests.length, 0);
+  }));

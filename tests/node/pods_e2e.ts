@@ -473,6 +473,56 @@ Deno.test(
   },
 );
 
+/** `pod` as uid 1000 / gid 1000 with `fsGroup` (kubelet delegates it: the driver has VOLUME_MOUNT_GROUP). */
+function asNonRoot<T extends { spec: Record<string, unknown> }>(pod: T, fsGroup: number): T {
+  return { ...pod, spec: { ...pod.spec, securityContext: { runAsUser: 1000, runAsGroup: 1000, fsGroup } } };
+}
+
+Deno.test(
+  "node (h): a non-root Pod reads a 0640 secret through its fsGroup; a Pod with another fsGroup cannot",
+  options,
+  async () => {
+    await writeSecret("shared/key", "k3y");
+    await apply(
+      localClass("group-secrets", [{ objectName: "shared/key", objectAlias: "key", mode: "0640" }]),
+    );
+    await apply(asNonRoot(podWithSecrets("grouped", "group-secrets"), 2000));
+    const grouped = await waitRunning("grouped");
+    assert.equal(
+      await exec(
+        "grouped",
+        "id -u; stat -L -c '%a %u:%g' /mnt/secrets /mnt/secrets/key; cat /mnt/secrets/key",
+      ),
+      "1000\n750 0:2000\n640 0:2000\nk3y",
+    );
+
+    // Another Pod, another fsGroup, with the first Pod's volume (its tmpfs, from the host) mounted in.
+    const volume = join(
+      theNode().files.kubeletRoot,
+      "pods",
+      grouped.metadata.uid,
+      "volumes/kubernetes.io~csi/secrets/mount",
+    );
+    const other = asNonRoot(podWithSecrets("other-group", "group-secrets"), 3000);
+    const spec = other.spec as { containers: { volumeMounts: unknown[] }[]; volumes: unknown[] };
+    spec.volumes.push({ name: "theirs", hostPath: { path: volume, type: "Directory" } });
+    spec.containers[0].volumeMounts.push({ name: "theirs", mountPath: "/mnt/theirs", readOnly: true });
+    await apply(other);
+    await waitRunning("other-group");
+    assert.equal(
+      await exec("other-group", "stat -c %g /mnt/secrets/key; cat /mnt/secrets/key"),
+      "3000\nk3y",
+    );
+    assert.equal(
+      await exec(
+        "other-group",
+        "cat /mnt/theirs/key >/dev/null 2>&1 && echo read || echo refused; ls /mnt/theirs >/dev/null 2>&1 && echo listed || echo refused",
+      ),
+      "refused\nrefused",
+    );
+  },
+);
+
 Deno.test("node: teardown leaves no mounts, processes or cgroups", options, async () => {
   await recorder?.close();
   if (!dir) return;

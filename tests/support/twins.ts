@@ -77,6 +77,8 @@ interface MemoryDir {
 interface MemoryPayload {
   files: ProviderFile[];
   writtenAt: number;
+  /** The group every entry was given (WriteOptions.group); undefined: root's. */
+  group?: number;
 }
 
 /**
@@ -198,7 +200,7 @@ export class MemoryNode {
   };
 
   readonly writer: PayloadWriter = {
-    write: (root, files): Promise<WriteResult> => {
+    write: (root, files, options = {}): Promise<WriteResult> => {
       this.calls.push(`write ${root}`);
       validatePayload(files, this.limits);
       this.#take("write");
@@ -207,10 +209,11 @@ export class MemoryNode {
       }
       const sorted = [...files].sort((a, b) => (a.path < b.path ? -1 : 1));
       const before = this.payloads.get(root);
-      if (before && JSON.stringify(before.files) === JSON.stringify(sorted)) {
+      const sameGroup = options.group === undefined || before?.group === options.group;
+      if (before && sameGroup && JSON.stringify(before.files) === JSON.stringify(sorted)) {
         return Promise.resolve({ changed: false });
       }
-      this.payloads.set(root, { files: sorted, writtenAt: this.clock.now() });
+      this.payloads.set(root, { files: sorted, writtenAt: this.clock.now(), group: options.group });
       return Promise.resolve({ changed: true });
     },
     read: (root) => Promise.resolve(this.payloads.get(root)?.files ?? null),

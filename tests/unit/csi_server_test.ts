@@ -137,10 +137,13 @@ Deno.test("Controller: one UNKNOWN RPC capability; other Controller RPCs are UNI
   });
 });
 
-Deno.test("Node: STAGE_UNSTAGE_VOLUME capability and the node id", async () => {
+Deno.test("Node: STAGE_UNSTAGE_VOLUME and VOLUME_MOUNT_GROUP capabilities and the node id", async () => {
   await withServer(async ({ client }) => {
     const caps = await client.nodeGetCapabilities();
-    assert.deepEqual(caps.capabilities.map((c) => c.rpc?.type), ["STAGE_UNSTAGE_VOLUME"]);
+    assert.deepEqual(caps.capabilities.map((c) => c.rpc?.type), [
+      "STAGE_UNSTAGE_VOLUME",
+      "VOLUME_MOUNT_GROUP",
+    ]);
     const info = await client.nodeGetInfo();
     assert.equal(info.node_id, "node-a");
   });
@@ -191,6 +194,38 @@ Deno.test("NodePublishVolume: a valid request reaches the volume service with ev
       volumeContext: request.volume_context,
       secrets: request.secrets,
     }]);
+  });
+});
+
+Deno.test("NodePublishVolume: volume_mount_group (the pod's fsGroup) reaches the volume service as a gid", async () => {
+  await withServer(async ({ client, volumes }) => {
+    for (const [group, gid] of [["2000", 2000], ["0", 0], ["4294967294", 4294967294]] as const) {
+      const request = {
+        ...validPublish(),
+        volume_capability: { ...CAPABILITY, mount: { volume_mount_group: group } },
+      };
+      await client.nodePublishVolume(request);
+      assert.equal(volumes.published.at(-1)?.mountGroup, gid);
+    }
+    await client.nodePublishVolume({ ...validPublish(), volume_capability: { ...CAPABILITY, mount: {} } });
+    assert.ok(!("mountGroup" in volumes.published.at(-1)!), "no group without volume_mount_group");
+  });
+});
+
+Deno.test("NodePublishVolume: a volume_mount_group that is not a gid is INVALID_ARGUMENT", async () => {
+  await withServer(async ({ client, volumes }) => {
+    for (const group of ["-1", "2000a", " 2000", "0x10", "1e3", "4294967295", "99999999999", "staff"]) {
+      const request = {
+        ...validPublish(),
+        volume_capability: { ...CAPABILITY, mount: { volume_mount_group: group } },
+      };
+      await assertStatus(
+        client.nodePublishVolume(request),
+        GrpcStatus.INVALID_ARGUMENT,
+        `volume_mount_group ${JSON.stringify(group)} is not a group id (a decimal number up to 4294967294)`,
+      );
+    }
+    assert.equal(volumes.published.length, 0);
   });
 });
 

@@ -362,3 +362,43 @@ Deno.test("mounted volumes: the pod uid of each published path, known again afte
   await after.volumes.unpublish("v", TARGET);
   assert.equal(after.volumes.podUid(TARGET), undefined);
 });
+
+Deno.test("fsGroup: the publish's volume_mount_group reaches the writer and a rotation keeps it", async () => {
+  const t = setup({ rotation: true });
+  const shared = { ...request(), mountGroup: 2000 };
+  await t.volumes.publish(shared);
+  const root = [...t.node.payloads.keys()][0];
+  assert.equal(t.node.payloads.get(root)?.group, 2000);
+
+  t.state.version = "2";
+  t.clock.advance(POLL_MS);
+  await t.volumes.publish(shared);
+  assert.equal(new TextDecoder().decode(t.node.shown(TARGET)![0].contents), "secret-2");
+  assert.equal(t.node.payloads.get(root)?.group, 2000, "the rotated files keep the group");
+
+  // A republish that carries no group (not what kubelet does) still keeps the one the volume has.
+  t.state.version = "3";
+  t.clock.advance(POLL_MS);
+  await t.volumes.publish(request());
+  assert.equal(new TextDecoder().decode(t.node.shown(TARGET)![0].contents), "secret-3");
+  assert.equal(t.node.payloads.get(root)?.group, 2000);
+});
+
+Deno.test("fsGroup: without volume_mount_group nothing is given a group", async () => {
+  const t = setup();
+  await t.volumes.publish(request());
+  assert.equal([...t.node.payloads.values()][0].group, undefined);
+});
+
+Deno.test("fsGroup: after a restart the republish's group is applied by the next rotation", async () => {
+  const clock = new FakeClock();
+  const node = new MemoryNode(clock);
+  const before = setup({ node, clock });
+  await before.volumes.publish({ ...request(), mountGroup: 2000 });
+  const after = setup({ rotation: true, node, clock });
+  after.state.version = "2";
+  after.clock.advance(2 * POLL_MS);
+  await after.volumes.publish({ ...request(), mountGroup: 2000 });
+  assert.equal(new TextDecoder().decode(node.shown(TARGET)![0].contents), "secret-2");
+  assert.equal([...node.payloads.values()][0].group, 2000);
+});
