@@ -86,6 +86,26 @@ function sorted(map: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(map).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
+/**
+ * Keys that Kubernetes' own controllers add to a Secret of a type, and that a sync must keep: the token
+ * controller fills `ca.crt` and `namespace` into every service-account token Secret. Dropping them would
+ * make the sync and the controller rewrite the Secret in turn.
+ */
+const CONTROLLER_KEYS: Record<string, string[]> = {
+  "kubernetes.io/service-account-token": ["ca.crt", "namespace"],
+};
+
+/** `wanted`, plus the controller-owned keys of `type` that `current` has and `wanted` does not set. */
+function withControllerKeys(
+  type: string,
+  current: Record<string, string>,
+  wanted: Record<string, string>,
+): Record<string, string> {
+  const kept = (CONTROLLER_KEYS[type] ?? []).filter((k) => k in current && !(k in wanted));
+  if (kept.length === 0) return wanted;
+  return sorted({ ...wanted, ...Object.fromEntries(kept.map((k) => [k, current[k]])) });
+}
+
 /** The Secret sync controller. */
 export class SecretSync {
   readonly #options: SecretSyncOptions;
@@ -322,9 +342,10 @@ export class SecretSync {
     namespace: string,
     current: SecretObject,
     desired: DesiredSecret,
-    data: Record<string, string>,
+    wanted: Record<string, string>,
     owners: OwnerReference[],
   ): SecretObject | undefined {
+    const data = withControllerKeys(desired.type, current.data ?? {}, wanted);
     const ref = `secret ${namespace}/${desired.name}`;
     const labels = current.metadata.labels ?? {};
     if (labels[MANAGED_LABEL] !== "true") {

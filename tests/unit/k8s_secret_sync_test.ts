@@ -377,3 +377,29 @@ Deno.test("stop() cancels the resync and every retry; later enqueues are ignored
   await settle();
   assert.equal(f.secret(), undefined);
 });
+
+Deno.test("a service-account token Secret keeps the keys the token controller adds: a second sync writes nothing", () =>
+  withSync(async (f) => {
+    await f.syncOnce();
+    const secret = f.secret()!;
+    // What kube-controller-manager's token controller does to every kubernetes.io/service-account-token.
+    f.kube.put("secrets", {
+      ...secret,
+      data: { ...secret.data, "ca.crt": btoa("CA"), namespace: btoa(NS) },
+    });
+    await f.syncOnce();
+    assert.deepEqual(
+      f.metrics.synced,
+      [{ provider: "vault", count: 1 }],
+      "the second pass found it up to date",
+    );
+    assert.equal(atob(f.secret()!.data!["ca.crt"]), "CA");
+    assert.equal(atob(f.secret()!.data!.pw), "hunter2");
+  }, {
+    secretObjects: [{
+      secretName: "db-creds",
+      type: "kubernetes.io/service-account-token",
+      annotations: { "kubernetes.io/service-account.name": "default" },
+      data: [{ objectName: "password", key: "pw" }],
+    }],
+  }));
