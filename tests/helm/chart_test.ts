@@ -466,7 +466,7 @@ Deno.test("tmpfsSize: passed to the driver as --tmpfs-size, absent by default", 
 
 Deno.test("V8 heap: --max-old-space-size is the memory limit minus nonHeapMemory", async () => {
   const heapFlag = (objs: Obj[]) => named(driver(objs).env, "DENO_V8_FLAGS")?.value;
-  assert.equal(heapFlag(ours), "--max-old-space-size=248"); // 320Mi - 72Mi
+  assert.equal(heapFlag(ours), "--max-old-space-size=128"); // 200Mi - 72Mi
   const cases: [Record<string, unknown>, string | undefined][] = [
     [{ "linux.driver.resources.limits.memory": "1Gi" }, "--max-old-space-size=952"],
     [{ "linux.driver.resources.limits.memory": "512M" }, "--max-old-space-size=416"],
