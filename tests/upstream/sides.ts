@@ -146,7 +146,8 @@ export async function startSide(options: SideOptions): Promise<Side> {
     const command = name === "upstream"
       ? new Deno.Command(await upstreamBinary(), { args, stdin: "null", stdout: "null", stderr: "piped" })
       : new Deno.Command(Deno.execPath(), {
-        args: driverArgs(["node", ...args]),
+        // Kubelet's root is this side's directory (upstream has no such flag: it mounts wherever it is told).
+        args: driverArgs(["node", ...args, `--kubelet-root-dir=${dir}`]),
         stdin: "null",
         stdout: "null",
         stderr: "piped",
