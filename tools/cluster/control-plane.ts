@@ -129,6 +129,14 @@ function isOurs(pid: number, dir: string): boolean {
 /** Children started by this process, so that stopping one also reaps it. */
 const children = new Map<number, Deno.ChildProcess>();
 
+/**
+ * True while `pid` runs. A child of this process counts until its exit status arrives: right after the
+ * fork its command line is still this process's, which `isOurs` would read as "exited".
+ */
+function isRunning(pid: number, dir: string): boolean {
+  return children.has(pid) || isOurs(pid, dir);
+}
+
 /** Starts `argv` detached (it outlives this process), its stdout and stderr appended to `log`. */
 function spawn(argv: string[], log: string): number {
   const child = new Deno.Command("sh", {
@@ -194,7 +202,7 @@ async function waitUntil(
 ): Promise<void> {
   let last = "";
   while (Date.now() < deadline) {
-    if (process && !isOurs(process.pid, process.dir)) {
+    if (process && !isRunning(process.pid, process.dir)) {
       throw new Error(`${what}: the process exited; the end of ${process.log}:\n${tail(process.log)}`);
     }
     try {
